@@ -1,0 +1,1 @@
+"""optconf's conformance runner and command line."""

@@ -1,0 +1,92 @@
+"""The `optconf` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """Bad input from the command line: reported in one line, exit status 2."""
+
+
+def _json_arg(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--{name} is not valid JSON: {exc.msg} at column {exc.colno}") from None
+
+
+def _numbers(name: str, value: Any) -> np.ndarray:
+    """A nested list of numbers or float() strings ('nan', '-0.0', 'inf') as float64."""
+    try:
+        return np.vectorize(float, otypes=[np.float64])(np.asarray(value, dtype=object))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--{name} must hold numbers or numeric strings: {exc}") from None
+
+
+def _as_text(array: np.ndarray) -> Any:
+    """Nested lists of strings that float() parses back to exactly the dtype's value."""
+    return np.vectorize(lambda x: repr(float(x)), otypes=[object])(array).tolist() if array.size else []
+
+
+def trace(args: argparse.Namespace) -> int:
+    from reference import get, run
+
+    dialect = get(args.dialect)
+    hparams = _json_arg("hparams", args.hparams)
+    if not isinstance(hparams, dict):
+        raise UsageError("--hparams must be a JSON object of the dialect's hyperparameter names")
+    params = _numbers("params", _json_arg("params", args.params))
+    grads = _json_arg("grads", args.grads)
+    if not isinstance(grads, list) or not grads:
+        raise UsageError("--grads must be a non-empty JSON list with one gradient per step")
+    grad_steps = [[_numbers("grads", g)] for g in grads]
+    losses = None
+    if args.losses is not None:
+        losses = [float(x) for x in _numbers("losses", _json_arg("losses", args.losses)).ravel()]
+    steps = run(dialect, hparams, args.dtype, [params], grad_steps, losses, evaluator=args.evaluator)
+    out = {"dialect": dialect.id, "dtype": args.dtype, "steps": []}
+    for s in steps:
+        state = {name: _as_text(arrays[0]) for name, arrays in s.state.items()}
+        if dialect.counter is not None:
+            state[dialect.counter] = str(s.count)
+        out["steps"].append({"params": _as_text(s.params[0]), "state": state})
+    json.dump(out, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="optconf", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("trace", help="print the reference trajectory of a dialect for given inputs, as JSON")
+    p.add_argument("dialect", help="a dialect id, e.g. adagrad/torch or rprop/irprop-")
+    p.add_argument("--dtype", default="float32", help="float16, bfloat16, float32 or float64 (default float32)")
+    p.add_argument("--hparams", default="{}", help="JSON object, using the dialect's own hyperparameter names")
+    p.add_argument("--params", required=True, help="JSON: the initial parameter tensor")
+    p.add_argument("--grads", required=True, help="JSON list: one gradient tensor per step")
+    p.add_argument("--losses", help="JSON list: one loss per step (iRprop+)")
+    p.add_argument("--evaluator", choices=("oracle", "numpy"), default="oracle", help="default: the mpmath oracle")
+    p.set_defaults(func=trace)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, ValueError) as exc:
+        print(f"optconf {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

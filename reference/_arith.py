@@ -1,0 +1,285 @@
+"""The arithmetic namespace each family step is written against, bound to mpmath (oracle) or NumPy (fast).
+
+A step never calls mpmath or NumPy directly. It uses Python operators on arrays plus the few functions of
+`Ops`, so one definition runs in both evaluators.
+
+The oracle evaluates every right-hand side exactly (at `dps` digits) and rounds once, to the parameter's
+format, when a value is stored into a variable (`Ops.store`). Alongside each value it carries an error scale:
+a first-order running bound, in units of the format's unit roundoff u, on how far an implementation that
+rounds every operation in the format can be from the stored value. It is Wilkinson's running error analysis;
+CONFORMANCE.md ("Tolerance") states the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import mpmath
+import numpy as np
+
+from ._numerics import FloatFormat, round_mpf
+
+__all__ = ["NumpyOps", "OracleOps", "Ops", "Tracked"]
+
+_ZERO = mpmath.mpf(0)
+
+
+def _finite(x: mpmath.mpf) -> bool:
+    return bool(mpmath.isfinite(x))
+
+
+def _defer_to_arrays(method: Callable[[Tracked, Any], Any]) -> Callable[[Tracked, Any], Any]:
+    """Let NumPy broadcast `Tracked op ndarray` element by element instead of lifting the array."""
+
+    def wrapper(self: Tracked, other: Any) -> Any:
+        if isinstance(other, np.ndarray):
+            return NotImplemented
+        return method(self, other)
+
+    return wrapper
+
+
+class Tracked:
+    """An exact value, its error scale (in units of u) and, for a zero, its IEEE sign bit."""
+
+    __slots__ = ("v", "e", "neg")
+
+    def __init__(self, v: mpmath.mpf, e: mpmath.mpf = _ZERO, neg: bool = False) -> None:
+        self.v = v
+        self.e = e if _finite(v) else _ZERO
+        self.neg = bool(neg) if v == 0 else False
+
+    @property
+    def signbit(self) -> bool:
+        return self.v < 0 or (self.v == 0 and self.neg)
+
+    def __repr__(self) -> str:
+        return f"Tracked({mpmath.nstr(self.v, 12)}, e={mpmath.nstr(self.e, 3)})"
+
+    # Each operation: the exact result, the propagated input errors, plus |result| for its own rounding.
+    @_defer_to_arrays
+    def __add__(self, other: Any) -> Tracked:
+        b = _lift(other)
+        v = self.v + b.v
+        return Tracked(v, self.e + b.e + abs(v), self.signbit and b.signbit)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> Tracked:
+        return Tracked(-self.v, self.e, not self.signbit)
+
+    @_defer_to_arrays
+    def __sub__(self, other: Any) -> Tracked:
+        return self + (-_lift(other))
+
+    @_defer_to_arrays
+    def __rsub__(self, other: Any) -> Tracked:
+        return _lift(other) + (-self)
+
+    @_defer_to_arrays
+    def __mul__(self, other: Any) -> Tracked:
+        b = _lift(other)
+        v = self.v * b.v
+        return Tracked(v, self.e * abs(b.v) + b.e * abs(self.v) + abs(v), self.signbit != b.signbit)
+
+    __rmul__ = __mul__
+
+    @_defer_to_arrays
+    def __truediv__(self, other: Any) -> Tracked:
+        b = _lift(other)
+        negative = self.signbit != b.signbit
+        if b.v == 0:
+            if self.v == 0 or mpmath.isnan(self.v):
+                return Tracked(mpmath.nan)
+            return Tracked(-mpmath.inf if negative else mpmath.inf)
+        v = self.v / b.v
+        return Tracked(v, (self.e + b.e * abs(v)) / abs(b.v) + abs(v), negative)
+
+    @_defer_to_arrays
+    def __rtruediv__(self, other: Any) -> Tracked:
+        return _lift(other) / self
+
+    def __abs__(self) -> Tracked:
+        return Tracked(abs(self.v), self.e)
+
+    @_defer_to_arrays
+    def __lt__(self, other: Any) -> bool:
+        return bool(self.v < _lift(other).v)
+
+    @_defer_to_arrays
+    def __le__(self, other: Any) -> bool:
+        return bool(self.v <= _lift(other).v)
+
+    @_defer_to_arrays
+    def __gt__(self, other: Any) -> bool:
+        return bool(self.v > _lift(other).v)
+
+    @_defer_to_arrays
+    def __ge__(self, other: Any) -> bool:
+        return bool(self.v >= _lift(other).v)
+
+
+def _lift(x: Any) -> Tracked:
+    if isinstance(x, Tracked):
+        return x
+    return Tracked(mpmath.mpf(x), _ZERO, bool(np.signbit(float(x))))
+
+
+class Ops(Protocol):
+    """What a family step may use besides + - * / and comparisons."""
+
+    fmt: FloatFormat
+
+    def const(self, value: mpmath.mpf | float) -> Any: ...
+    def array(self, values: np.ndarray) -> Any: ...
+    def store(self, x: Any) -> Any: ...
+    def round_to_format(self, x: Any) -> Any: ...
+    def sqrt(self, x: Any) -> Any: ...
+    def sign(self, x: Any) -> Any: ...
+    def where(self, cond: Any, a: Any, b: Any) -> Any: ...
+    def minimum(self, a: Any, b: Any) -> Any: ...
+    def maximum(self, a: Any, b: Any) -> Any: ...
+    def isnan(self, x: Any) -> Any: ...
+    def sum_of_squares(self, xs: Sequence[Any]) -> Any: ...
+    def full_like(self, x: Any, value: Any) -> Any: ...
+    def mask(self, cond: Any) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class OracleOps:
+    """Object arrays of `Tracked` values; exact arithmetic at the ambient mpmath precision."""
+
+    fmt: FloatFormat
+
+    def const(self, value: mpmath.mpf | float) -> Tracked:
+        return _lift(value)
+
+    def array(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values)
+        out = np.empty(values.shape, dtype=object)
+        for index, x in np.ndenumerate(values):
+            out[index] = _lift(float(x))
+        return out
+
+    def store(self, x: Any) -> Any:
+        return _elementwise(self._store_one, x)
+
+    def _store_one(self, x: Tracked) -> Tracked:
+        rounded = round_mpf(x.v, self.fmt)
+        return Tracked(rounded, x.e + abs(rounded), x.signbit)
+
+    def round_to_format(self, x: Any) -> Any:
+        """An explicit rounding that the dialect performs (not an error source: it is part of the spec)."""
+        return _elementwise(lambda t: Tracked(round_mpf(t.v, self.fmt), t.e, t.signbit), x)
+
+    def sqrt(self, x: Any) -> Any:
+        return _elementwise(self._sqrt_one, x)
+
+    def _sqrt_one(self, x: Tracked) -> Tracked:
+        if mpmath.isnan(x.v) or x.v < 0:
+            return Tracked(mpmath.nan)
+        v = mpmath.sqrt(x.v)
+        # |sqrt(a') - sqrt(a)| <= min(|a'-a| / (2 sqrt a), sqrt|a'-a|): the second covers a = 0.
+        u = mpmath.mpf(self.fmt.unit_roundoff)
+        propagated = mpmath.sqrt(x.e / u)
+        if v > 0:
+            propagated = min(propagated, x.e / (2 * v))
+        return Tracked(v, propagated + v, x.neg)
+
+    def sign(self, x: Any) -> Any:
+        return _elementwise(_sign_one, x)
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        return np.where(np.asarray(cond, dtype=bool), a, b)
+
+    def minimum(self, a: Any, b: Any) -> Any:
+        return np.where(np.asarray(_compare(b, a, lambda p, q: p.v < q.v), dtype=bool), b, a)
+
+    def maximum(self, a: Any, b: Any) -> Any:
+        return np.where(np.asarray(_compare(b, a, lambda p, q: p.v > q.v), dtype=bool), b, a)
+
+    def isnan(self, x: Any) -> Any:
+        return np.asarray(_elementwise(lambda t: bool(mpmath.isnan(t.v)), x), dtype=bool)
+
+    def mask(self, cond: Any) -> np.ndarray:
+        return np.asarray(cond, dtype=bool)
+
+    def full_like(self, x: Any, value: Any) -> np.ndarray:
+        out = np.empty(np.shape(x), dtype=object)
+        out.fill(_lift(value))
+        return out
+
+    def sum_of_squares(self, xs: Sequence[Any]) -> Tracked:
+        total = Tracked(_ZERO)
+        for x in xs:
+            for t in np.asarray(x, dtype=object).ravel():
+                total = total + t * t
+        return total
+
+
+def _sign_one(x: Tracked) -> Tracked:
+    if mpmath.isnan(x.v):
+        return Tracked(mpmath.nan)
+    return Tracked(mpmath.mpf(int(x.v > 0) - int(x.v < 0)), _ZERO, x.signbit)
+
+
+def _elementwise(fn: Callable[[Tracked], Any], x: Any) -> Any:
+    if isinstance(x, Tracked):
+        return fn(x)
+    return np.frompyfunc(fn, 1, 1)(x)
+
+
+def _compare(a: Any, b: Any, fn: Callable[[Tracked, Tracked], bool]) -> Any:
+    return np.frompyfunc(lambda p, q: fn(_lift(p), _lift(q)), 2, 1)(a, b)
+
+
+@dataclass(frozen=True)
+class NumpyOps:
+    """Whole arrays in the format's work dtype (float32 for 16-bit formats); stores round to the format."""
+
+    fmt: FloatFormat
+
+    def const(self, value: mpmath.mpf | float) -> np.ndarray:
+        return np.asarray(float(value), dtype=self.fmt.work_dtype)
+
+    def array(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values).astype(self.fmt.work_dtype)
+
+    def store(self, x: Any) -> np.ndarray:
+        return self.round_to_format(x)
+
+    def round_to_format(self, x: Any) -> np.ndarray:
+        stored = np.asarray(x).astype(self.fmt.np_dtype)
+        return stored.astype(self.fmt.work_dtype)
+
+    def sqrt(self, x: Any) -> np.ndarray:
+        return np.sqrt(x)
+
+    def sign(self, x: Any) -> np.ndarray:
+        return np.sign(x)
+
+    def where(self, cond: Any, a: Any, b: Any) -> np.ndarray:
+        return np.where(cond, a, b)
+
+    def minimum(self, a: Any, b: Any) -> np.ndarray:
+        return np.minimum(a, b)
+
+    def maximum(self, a: Any, b: Any) -> np.ndarray:
+        return np.maximum(a, b)
+
+    def isnan(self, x: Any) -> np.ndarray:
+        return np.isnan(x)
+
+    def mask(self, cond: Any) -> np.ndarray:
+        return np.asarray(cond, dtype=bool)
+
+    def full_like(self, x: Any, value: Any) -> np.ndarray:
+        return np.full(np.shape(x), value, dtype=self.fmt.work_dtype)
+
+    def sum_of_squares(self, xs: Sequence[Any]) -> np.ndarray:
+        total = self.const(0.0)
+        for x in xs:
+            total = total + np.sum(np.square(x), dtype=self.fmt.work_dtype)
+        return total

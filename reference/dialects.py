@@ -1,0 +1,290 @@
+"""The dialect table: each dialect is a named preset of one family's knobs, with the framework's own names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, fields
+from types import MappingProxyType
+from typing import Any
+
+from . import adagrad, rprop
+from ._hparams import HparamRounding
+from .adagrad import AdagradKnobs, ClipKind, ClipPolicy, EpsPlacement, LrDecay, WeightDecay
+from .rprop import Backtrack, NanPolicy, RpropKnobs, SignTest, Switch
+
+__all__ = ["DIALECTS", "Dialect", "Family", "FAMILIES", "get"]
+
+ALL_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    hparams_type: type
+    init: Callable[..., Any]
+    step: Callable[..., Any]
+    validate: Callable[..., Any]
+    slots: tuple[str, ...]  # canonical per-tensor state slots, in state order
+
+
+FAMILIES = {
+    "adagrad": Family("adagrad", adagrad.AdagradHparams, adagrad.init, adagrad.step, adagrad.validate, ("accumulator",)),
+    "rprop": Family(
+        "rprop",
+        rprop.RpropHparams,
+        rprop.init,
+        rprop.step,
+        rprop.validate,
+        ("step_size", "prev_grad", "prev_update"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """A framework's behaviour as knob settings, plus its own hyperparameter and state-slot names.
+
+    `names` maps each framework keyword to the canonical hyperparameter it sets, or to a tuple of them when the
+    framework takes a pair (torch's `etas`). `slots` maps canonical slots to framework slot names; a slot the
+    framework does not keep is absent. `counter` names the framework's step counter (None: it keeps none).
+    """
+
+    id: str
+    knobs: Any
+    defaults: Mapping[str, Any]
+    names: Mapping[str, str | tuple[str, ...]]
+    slots: Mapping[str, str]
+    counter: str | None
+    sources: tuple[str, ...]
+    dtypes: tuple[str, ...] = ALL_DTYPES
+    needs_loss: bool = False
+    keeps_loss: bool = False  # iRprop+ keeps E_prev as a state slot
+
+    @property
+    def family(self) -> Family:
+        return FAMILIES[self.id.split("/")[0]]
+
+    def hparams(self, given: Mapping[str, Any] | None = None) -> Any:
+        """Framework-named hyperparameters -> validated canonical hparams, the dialect's defaults filled in."""
+        canonical = dict(self.defaults)
+        for name, value in (given or {}).items():
+            if name not in self.names:
+                accepted = ", ".join(sorted(self.names))
+                raise ValueError(f"{self.id} has no hyperparameter {name!r}; accepted: {accepted}")
+            targets = self.names[name]
+            if isinstance(targets, tuple):
+                if not isinstance(value, list | tuple) or len(value) != len(targets):
+                    raise ValueError(f"invalid {name}={value!r}: must be a pair ({', '.join(targets)})")
+                canonical.update(zip(targets, value, strict=True))
+            else:
+                canonical[targets] = value
+        required = {f.name for f in fields(self.family.hparams_type) if f.default is MISSING}
+        missing = sorted(required - canonical.keys())
+        if missing:
+            framework = [n for n, t in self.names.items() if t in missing]
+            raise ValueError(f"{self.id} needs {', '.join(framework or missing)}")
+        return self.family.validate(self.family.hparams_type(**canonical), self.knobs)
+
+    def framework_name(self, canonical: str) -> str:
+        for name, target in self.names.items():
+            if target == canonical or (isinstance(target, tuple) and canonical in target):
+                return name
+        return canonical
+
+
+def _table(*dialects: Dialect) -> Mapping[str, Dialect]:
+    return MappingProxyType({d.id: d for d in dialects})
+
+
+_TF_ROUNDING = HparamRounding(
+    to_float32=frozenset({"lr", "decay"}), to_param_format=frozenset({"lr", "decay", "eps"})
+)
+
+DIALECTS: Mapping[str, Dialect] = _table(
+    Dialect(
+        id="adagrad/keras2",
+        knobs=AdagradKnobs(
+            eps_placement=EpsPlacement.OUTSIDE,
+            lr_decay=LrDecay.INVERSE_TIME,
+            clip_order=(ClipKind.GLOBAL_NORM, ClipKind.VALUE),
+            rounding=HparamRounding(to_float32=frozenset({"lr", "decay", "eps"})),
+        ),
+        defaults={"lr": 0.01, "eps": 1e-7, "initial_accumulator": 0.0, "decay": 0.0},
+        # Note: Keras 2's `clipnorm` rescales all gradients by their joint norm, i.e. a global clipnorm.
+        names={"lr": "lr", "epsilon": "eps", "decay": "decay", "clipnorm": "global_clipnorm", "clipvalue": "clipvalue"},
+        slots={"accumulator": "accumulator"},
+        counter="iterations",
+        dtypes=("float32",),  # its accumulators are always floatx (float32)
+        sources=("keras 2.2.5 keras/optimizers.py Adagrad.get_updates",),
+    ),
+    Dialect(
+        id="adagrad/tf-keras-v2",
+        knobs=AdagradKnobs(
+            eps_placement=EpsPlacement.OUTSIDE,
+            lr_decay=LrDecay.INVERSE_TIME,
+            clip_order=(ClipKind.VALUE, ClipKind.NORM, ClipKind.GLOBAL_NORM),
+            exclusive_clips=frozenset({ClipKind.NORM, ClipKind.GLOBAL_NORM}),
+            rounding=_TF_ROUNDING,
+            eps_if_falsy=1e-7,
+        ),
+        defaults={"lr": 0.001, "eps": 1e-7, "initial_accumulator": 0.1, "decay": 0.0},
+        names={
+            "learning_rate": "lr",
+            "lr": "lr",
+            "initial_accumulator_value": "initial_accumulator",
+            "epsilon": "eps",
+            "decay": "decay",
+            "clipvalue": "clipvalue",
+            "clipnorm": "clipnorm",
+            "global_clipnorm": "global_clipnorm",
+        },
+        slots={"accumulator": "accumulator"},
+        counter="iterations",
+        sources=(
+            "tf_keras 2.21 tf_keras/src/optimizers/legacy/adagrad.py",
+            "tensorflow 2.21 core/kernels/training_ops.cc ApplyAdagradV2Op",
+        ),
+    ),
+    Dialect(
+        id="adagrad/keras3",
+        knobs=AdagradKnobs(
+            eps_placement=EpsPlacement.INSIDE,
+            weight_decay=WeightDecay.DECOUPLED,
+            clip_order=(ClipKind.NORM, ClipKind.GLOBAL_NORM, ClipKind.VALUE),
+            exclusive_clips=frozenset(ClipKind),
+            rounding=HparamRounding(to_float32=frozenset({"lr"}), to_param_format=frozenset({"lr", "eps"})),
+        ),
+        defaults={"lr": 0.001, "eps": 1e-7, "initial_accumulator": 0.1, "weight_decay": 0.0},
+        names={
+            "learning_rate": "lr",
+            "initial_accumulator_value": "initial_accumulator",
+            "epsilon": "eps",
+            "weight_decay": "weight_decay",
+            "clipnorm": "clipnorm",
+            "global_clipnorm": "global_clipnorm",
+            "clipvalue": "clipvalue",
+        },
+        slots={"accumulator": "accumulator"},
+        counter="iterations",
+        sources=("keras 3.15 keras/src/optimizers/adagrad.py", "tf_keras 2.21 tf_keras/src/optimizers/adagrad.py"),
+    ),
+    Dialect(
+        id="adagrad/torch",
+        knobs=AdagradKnobs(
+            eps_placement=EpsPlacement.OUTSIDE, lr_decay=LrDecay.INVERSE_TIME, weight_decay=WeightDecay.COUPLED
+        ),
+        defaults={"lr": 0.01, "eps": 1e-10, "initial_accumulator": 0.0, "decay": 0.0, "weight_decay": 0.0},
+        names={
+            "lr": "lr",
+            "lr_decay": "decay",
+            "weight_decay": "weight_decay",
+            "initial_accumulator_value": "initial_accumulator",
+            "eps": "eps",
+            "maximize": "maximize",
+        },
+        slots={"accumulator": "sum"},
+        counter="step",
+        sources=("torch 2.13 torch/optim/adagrad.py",),
+    ),
+    Dialect(
+        id="adagrad/optax",
+        knobs=AdagradKnobs(
+            eps_placement=EpsPlacement.INSIDE_MASKED,
+            rounding=HparamRounding(to_param_format=frozenset({"lr", "eps"})),
+        ),
+        defaults={"eps": 1e-7, "initial_accumulator": 0.1},
+        names={"learning_rate": "lr", "initial_accumulator_value": "initial_accumulator", "eps": "eps"},
+        slots={"accumulator": "sum_of_squares"},
+        counter=None,
+        sources=("optax 0.2.8 optax/_src/alias.py adagrad", "optax 0.2.8 optax/_src/transform.py scale_by_rss"),
+    ),
+    Dialect(
+        id="adagrad/tf1",
+        knobs=AdagradKnobs(
+            eps_placement=EpsPlacement.NONE,
+            rounding=HparamRounding(to_float32=frozenset({"lr"}), to_param_format=frozenset({"lr"})),
+            initial_accumulator_positive=True,
+        ),
+        defaults={"initial_accumulator": 0.1},
+        names={"learning_rate": "lr", "initial_accumulator_value": "initial_accumulator", "update_slots": "update_slots"},
+        slots={"accumulator": "accumulator"},
+        counter=None,
+        sources=(
+            "tensorflow 2.21 python/training/adagrad.py AdagradOptimizer",
+            "tensorflow 2.21 core/kernels/training_ops.cc ApplyAdagradOp",
+        ),
+    ),
+    Dialect(
+        id="adagrad/tf-raw-v2",
+        knobs=AdagradKnobs(
+            eps_placement=EpsPlacement.OUTSIDE, rounding=HparamRounding(to_param_format=frozenset({"lr", "eps"}))
+        ),
+        defaults={"eps": 1e-7, "initial_accumulator": 0.1},
+        names={"lr": "lr", "epsilon": "eps", "initial_accumulator_value": "initial_accumulator", "update_slots": "update_slots"},
+        slots={"accumulator": "accum"},
+        counter=None,
+        sources=("tensorflow 2.21 core/kernels/training_ops.cc ApplyAdagradV2Op",),
+    ),
+    *(
+        Dialect(
+            id=f"rprop/{variant}",
+            knobs=knobs,
+            defaults={"lr": 0.1, "eta_minus": 0.5, "eta_plus": 1.2, "step_min": 1e-6, "step_max": 50.0},
+            names={
+                "delta_0": "lr",
+                "eta_minus": "eta_minus",
+                "eta_plus": "eta_plus",
+                "delta_min": "step_min",
+                "delta_max": "step_max",
+            },
+            slots={"step_size": "delta", "prev_grad": "prev_grad"}
+            | ({"prev_update": "prev_update"} if knobs.backtrack is not Backtrack.NEVER else {}),
+            counter="t",
+            needs_loss=knobs.backtrack is Backtrack.IF_LOSS_ROSE,
+            keeps_loss=knobs.backtrack is Backtrack.IF_LOSS_ROSE,
+            sources=(source,),
+        )
+        for variant, knobs, source in (
+            ("rprop+", RpropKnobs(backtrack=Backtrack.ALWAYS), "Riedmiller & Braun, ICNN 1993"),
+            ("rprop-", RpropKnobs(freeze=False, move_on_sign_change=True), "Riedmiller, CSI 16(5), 1994"),
+            ("irprop+", RpropKnobs(backtrack=Backtrack.IF_LOSS_ROSE), "Igel & Husken, NC 2000"),
+            ("irprop-", RpropKnobs(), "Igel & Husken, NC 2000"),
+        )
+    ),
+    Dialect(
+        id="rprop/torch",
+        knobs=RpropKnobs(
+            clamp_zero_branch=True,
+            nan_policy=NanPolicy.SIGN_ZERO,
+            rounding=HparamRounding(to_param_format=frozenset({"eta_minus", "eta_plus"})),
+        ),
+        defaults={"lr": 0.01, "eta_minus": 0.5, "eta_plus": 1.2, "step_min": 1e-6, "step_max": 50.0},
+        names={"lr": "lr", "etas": ("eta_minus", "eta_plus"), "step_sizes": ("step_min", "step_max"), "maximize": "maximize"},
+        slots={"step_size": "step_size", "prev_grad": "prev"},
+        counter="step",
+        sources=("torch 2.13 torch/optim/rprop.py",),
+    ),
+    Dialect(
+        id="rprop/keras-answer",
+        knobs=RpropKnobs(freeze=False, move_on_sign_change=True, switch=Switch.TWO_WAY, sign_test=SignTest.PRODUCT),
+        defaults={"lr": 1e-3, "eta_minus": 0.5, "eta_plus": 1.2, "step_min": 1e-6, "step_max": 50.0},
+        names={
+            "init_alpha": "lr",
+            "scale_up": "eta_plus",
+            "scale_down": "eta_minus",
+            "min_alpha": "step_min",
+            "max_alpha": "step_max",
+        },
+        slots={"step_size": "alphas", "prev_grad": "old_grads"},
+        counter="iterations",
+        sources=("the accepted answer to the Stack Overflow question 'Keras - implementing Rprop algorithm'",),
+    ),
+)
+
+
+def get(dialect_id: str) -> Dialect:
+    try:
+        return DIALECTS[dialect_id]
+    except KeyError:
+        known = ", ".join(DIALECTS)
+        raise ValueError(f"unknown dialect {dialect_id!r}; known dialects: {known}") from None

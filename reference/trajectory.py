@@ -1,0 +1,139 @@
+"""Run a dialect over a gradient sequence in either evaluator and read back every step in the dtype."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import mpmath
+import numpy as np
+
+from ._arith import NumpyOps, OracleOps, Tracked
+from ._numerics import FloatFormat, format_of, round_mpf
+from .dialects import Dialect, get
+
+__all__ = ["ORACLE_DPS", "Step", "run", "to_format"]
+
+ORACLE_DPS = 50
+Evaluator = Literal["oracle", "numpy"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """The state after one update. `state` and `error_scale` use the dialect's slot names.
+
+    `error_scale` (oracle only) holds S per element: |implementation - value| <= k * u * S (+ tiny), see
+    CONFORMANCE.md ("Tolerance").
+    """
+
+    params: list[np.ndarray]
+    state: dict[str, list[np.ndarray]]
+    count: int
+    error_scale: dict[str, list[np.ndarray]] | None = None
+
+
+def to_format(values: Any, fmt: FloatFormat) -> np.ndarray:
+    """Round float64 input data to `fmt` exactly (ties to even), independent of NumPy's own casts."""
+    data = np.asarray(values, dtype=np.float64)
+    out = np.empty(data.shape, dtype=fmt.np_dtype)
+    with mpmath.workprec(64):
+        for index, x in np.ndenumerate(data):
+            out[index] = _from_mpf(round_mpf(mpmath.mpf(float(x)), fmt), bool(np.signbit(x)), fmt)
+    if np.isnan(data).any():  # keep NaN payloads where the format can hold them
+        out[np.isnan(data)] = data[np.isnan(data)].astype(fmt.np_dtype)
+    return out
+
+
+def _from_mpf(v: mpmath.mpf, negative_zero: bool, fmt: FloatFormat) -> Any:
+    if v == 0:
+        return fmt.np_dtype.type(-0.0 if negative_zero else 0.0)
+    return fmt.np_dtype.type(float(v))
+
+
+def run(
+    dialect: Dialect | str,
+    hparams: Mapping[str, Any] | None,
+    dtype: str,
+    params: Sequence[Any],
+    grads: Sequence[Sequence[Any]],
+    losses: Sequence[float] | None = None,
+    *,
+    evaluator: Evaluator = "oracle",
+    dps: int = ORACLE_DPS,
+) -> list[Step]:
+    """Step `dialect` once per entry of `grads` (one array per parameter tensor) and return every state.
+
+    Inputs are rounded to `dtype` first. The oracle runs at `dps` significant digits.
+    """
+    dialect = get(dialect) if isinstance(dialect, str) else dialect
+    fmt = format_of(dtype)
+    if fmt.name not in dialect.dtypes:
+        raise ValueError(f"{dialect.id} does not support {fmt.name}; it supports {', '.join(dialect.dtypes)}")
+    hp = dialect.hparams(hparams)
+    if dialect.needs_loss and (losses is None or len(losses) != len(grads)):
+        raise ValueError(f"{dialect.id} needs one loss per step: got {0 if losses is None else len(losses)} for {len(grads)} steps")
+    for index, row in enumerate(grads):
+        if len(row) != len(params):
+            raise ValueError(f"step {index}: {len(row)} gradient tensors for {len(params)} parameter tensors")
+    p0 = [to_format(p, fmt) for p in params]
+    g_all = [[to_format(g, fmt) for g in row] for row in grads]
+    for index, row in enumerate(g_all):
+        for p, g in zip(p0, row, strict=True):
+            if p.shape != g.shape:
+                raise ValueError(f"step {index}: gradient shape {g.shape} does not match parameter shape {p.shape}")
+    if evaluator == "oracle":
+        with mpmath.workdps(dps):
+            return _run(OracleOps(fmt), dialect, hp, p0, g_all, losses)
+    if evaluator == "numpy":
+        with np.errstate(all="ignore"):
+            return _run(NumpyOps(fmt), dialect, hp, p0, g_all, losses)
+    raise ValueError(f"unknown evaluator {evaluator!r}; expected 'oracle' or 'numpy'")
+
+
+def _run(ops: Any, dialect: Dialect, hp: Any, params: list[np.ndarray], grads: list[list[np.ndarray]], losses: Sequence[float] | None) -> list[Step]:
+    family = dialect.family
+    theta = [ops.array(p) for p in params]
+    state = family.init(ops, hp, dialect.knobs, theta)
+    steps = []
+    for index, row in enumerate(grads):
+        loss = None if losses is None else float(losses[index])
+        theta, state = family.step(ops, hp, dialect.knobs, state, theta, [ops.array(g) for g in row], loss)
+        steps.append(_read(ops, dialect, theta, state))
+    return steps
+
+
+def _read(ops: Any, dialect: Dialect, theta: list[Any], state: Any) -> Step:
+    fmt = ops.fmt
+    slots: dict[str, list[Any]] = {name: list(getattr(state, canonical)) for canonical, name in dialect.slots.items()}
+    if dialect.keeps_loss:
+        slots["prev_loss"] = [state.prev_loss]
+    values = {"params": theta} | slots
+    exact = {key: [_values(x, fmt) for x in arrays] for key, arrays in values.items()}
+    scales = None
+    if isinstance(ops, OracleOps):
+        scales = {key: [_scales(x) for x in arrays] for key, arrays in values.items()}
+    return Step(
+        params=exact.pop("params"),
+        state=exact,
+        count=state.count,
+        error_scale=scales,
+    )
+
+
+def _values(x: Any, fmt: FloatFormat) -> np.ndarray:
+    if isinstance(x, np.ndarray) and x.dtype != object:
+        return x.astype(fmt.np_dtype)
+    cells = np.asarray(x, dtype=object)
+    out = np.empty(cells.shape, dtype=fmt.np_dtype)
+    for index, t in np.ndenumerate(cells):
+        out[index] = _from_mpf(round_mpf(t.v, fmt), t.signbit, fmt)
+    return out
+
+
+def _scales(x: Any) -> np.ndarray:
+    cells = np.asarray(x, dtype=object)
+    out = np.empty(cells.shape, dtype=np.float64)
+    for index, t in np.ndenumerate(cells):
+        out[index] = float(t.e) if isinstance(t, Tracked) else 0.0
+    return out
