@@ -64,6 +64,22 @@ def trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def docs(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from conformance.docs import render, stale_sections
+
+    path = pathlib.Path(args.file)
+    if args.check:
+        stale = stale_sections(path)
+        if stale:
+            print(f"{path}: generated sections out of date: {', '.join(stale)}; run `optconf docs`", file=sys.stderr)
+            return 1
+        return 0
+    path.write_text(render(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optconf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--losses", help="JSON list: one loss per step (iRprop+)")
     p.add_argument("--evaluator", choices=("oracle", "numpy"), default="oracle", help="default: the mpmath oracle")
     p.set_defaults(func=trace)
+    p = commands.add_parser("docs", help="regenerate the generated sections of CONFORMANCE.md")
+    p.add_argument("--file", default="CONFORMANCE.md")
+    p.add_argument("--check", action="store_true", help="exit 1 if a generated section is out of date")
+    p.set_defaults(func=docs)
     return parser
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ._numerics import FloatFormat, round_mpf
 
-__all__ = ["NumpyOps", "OracleOps", "Ops", "Tracked"]
+__all__ = ["NumpyOps", "Ops", "OracleOps", "Tracked"]
 
 _ZERO = mpmath.mpf(0)
 
@@ -44,7 +44,7 @@ def _defer_to_arrays(method: Callable[[Tracked, Any], Any]) -> Callable[[Tracked
 class Tracked:
     """An exact value, its error scale (in units of u) and, for a zero, its IEEE sign bit."""
 
-    __slots__ = ("v", "e", "neg")
+    __slots__ = ("e", "neg", "v")
 
     def __init__(self, v: mpmath.mpf, e: mpmath.mpf = _ZERO, neg: bool = False) -> None:
         self.v = v

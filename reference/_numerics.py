@@ -46,7 +46,7 @@ class FloatFormat:
 
     @property
     def unit_roundoff(self) -> float:
-        return 2.0 ** -self.precision
+        return 2.0**-self.precision
 
     @property
     def smallest_subnormal(self) -> float:

@@ -9,10 +9,10 @@ from typing import Any
 
 from . import adagrad, rprop
 from ._hparams import HparamRounding
-from .adagrad import AdagradKnobs, ClipKind, ClipPolicy, EpsPlacement, LrDecay, WeightDecay
+from .adagrad import AdagradKnobs, ClipKind, EpsPlacement, LrDecay, WeightDecay
 from .rprop import Backtrack, NanPolicy, RpropKnobs, SignTest, Switch
 
-__all__ = ["DIALECTS", "Dialect", "Family", "FAMILIES", "get"]
+__all__ = ["DIALECTS", "FAMILIES", "Dialect", "Family", "get"]
 
 ALL_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -28,7 +28,9 @@ class Family:
 
 
 FAMILIES = {
-    "adagrad": Family("adagrad", adagrad.AdagradHparams, adagrad.init, adagrad.step, adagrad.validate, ("accumulator",)),
+    "adagrad": Family(
+        "adagrad", adagrad.AdagradHparams, adagrad.init, adagrad.step, adagrad.validate, ("accumulator",)
+    ),
     "rprop": Family(
         "rprop",
         rprop.RpropHparams,
@@ -96,9 +98,7 @@ def _table(*dialects: Dialect) -> Mapping[str, Dialect]:
     return MappingProxyType({d.id: d for d in dialects})
 
 
-_TF_ROUNDING = HparamRounding(
-    to_float32=frozenset({"lr", "decay"}), to_param_format=frozenset({"lr", "decay", "eps"})
-)
+_TF_ROUNDING = HparamRounding(to_float32=frozenset({"lr", "decay"}), to_param_format=frozenset({"lr", "decay", "eps"}))
 
 DIALECTS: Mapping[str, Dialect] = _table(
     Dialect(
@@ -206,7 +206,11 @@ DIALECTS: Mapping[str, Dialect] = _table(
             initial_accumulator_positive=True,
         ),
         defaults={"initial_accumulator": 0.1},
-        names={"learning_rate": "lr", "initial_accumulator_value": "initial_accumulator", "update_slots": "update_slots"},
+        names={
+            "learning_rate": "lr",
+            "initial_accumulator_value": "initial_accumulator",
+            "update_slots": "update_slots",
+        },
         slots={"accumulator": "accumulator"},
         counter=None,
         sources=(
@@ -220,7 +224,12 @@ DIALECTS: Mapping[str, Dialect] = _table(
             eps_placement=EpsPlacement.OUTSIDE, rounding=HparamRounding(to_param_format=frozenset({"lr", "eps"}))
         ),
         defaults={"eps": 1e-7, "initial_accumulator": 0.1},
-        names={"lr": "lr", "epsilon": "eps", "initial_accumulator_value": "initial_accumulator", "update_slots": "update_slots"},
+        names={
+            "lr": "lr",
+            "epsilon": "eps",
+            "initial_accumulator_value": "initial_accumulator",
+            "update_slots": "update_slots",
+        },
         slots={"accumulator": "accum"},
         counter=None,
         sources=("tensorflow 2.21 core/kernels/training_ops.cc ApplyAdagradV2Op",),
@@ -259,7 +268,12 @@ DIALECTS: Mapping[str, Dialect] = _table(
             rounding=HparamRounding(to_param_format=frozenset({"eta_minus", "eta_plus"})),
         ),
         defaults={"lr": 0.01, "eta_minus": 0.5, "eta_plus": 1.2, "step_min": 1e-6, "step_max": 50.0},
-        names={"lr": "lr", "etas": ("eta_minus", "eta_plus"), "step_sizes": ("step_min", "step_max"), "maximize": "maximize"},
+        names={
+            "lr": "lr",
+            "etas": ("eta_minus", "eta_plus"),
+            "step_sizes": ("step_min", "step_max"),
+            "maximize": "maximize",
+        },
         slots={"step_size": "step_size", "prev_grad": "prev"},
         counter="step",
         sources=("torch 2.13 torch/optim/rprop.py",),

@@ -72,7 +72,9 @@ def run(
         raise ValueError(f"{dialect.id} does not support {fmt.name}; it supports {', '.join(dialect.dtypes)}")
     hp = dialect.hparams(hparams)
     if dialect.needs_loss and (losses is None or len(losses) != len(grads)):
-        raise ValueError(f"{dialect.id} needs one loss per step: got {0 if losses is None else len(losses)} for {len(grads)} steps")
+        raise ValueError(
+            f"{dialect.id} needs one loss per step: got {0 if losses is None else len(losses)} for {len(grads)} steps"
+        )
     for index, row in enumerate(grads):
         if len(row) != len(params):
             raise ValueError(f"step {index}: {len(row)} gradient tensors for {len(params)} parameter tensors")
@@ -91,7 +93,14 @@ def run(
     raise ValueError(f"unknown evaluator {evaluator!r}; expected 'oracle' or 'numpy'")
 
 
-def _run(ops: Any, dialect: Dialect, hp: Any, params: list[np.ndarray], grads: list[list[np.ndarray]], losses: Sequence[float] | None) -> list[Step]:
+def _run(
+    ops: Any,
+    dialect: Dialect,
+    hp: Any,
+    params: list[np.ndarray],
+    grads: list[list[np.ndarray]],
+    losses: Sequence[float] | None,
+) -> list[Step]:
     family = dialect.family
     theta = [ops.array(p) for p in params]
     state = family.init(ops, hp, dialect.knobs, theta)

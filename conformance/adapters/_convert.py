@@ -1,0 +1,45 @@
+"""Moving arrays between NumPy and a framework without changing a bit (framework-free, shared by every adapter).
+
+Frameworks disagree on which NumPy dtypes they accept: torch.from_numpy refuses ml_dtypes' bfloat16, JAX takes
+it. Every 16-bit value is exactly representable in float32, so float32 is the lossless carrier for those.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference import FloatFormat, format_of
+
+__all__ = ["carrier", "dtype_name", "restore"]
+
+
+def dtype_name(array: np.ndarray) -> str:
+    """The format name of a NumPy array ('float16', 'bfloat16', 'float32', 'float64'); refuses anything else."""
+    name = np.asarray(array).dtype.name
+    return format_of(name).name
+
+
+def carrier(array: np.ndarray, *, native: frozenset[str] = frozenset({"float16", "float32", "float64"})) -> np.ndarray:
+    """A contiguous copy in a dtype the framework accepts: the array's own if it is in `native`, else float32.
+
+    The float32 detour is exact for the 16-bit formats, which are its only users.
+    """
+    fmt = format_of(dtype_name(array))
+    target = fmt.np_dtype if fmt.name in native else np.dtype(np.float32)
+    if fmt.name not in native and fmt.bits > 32:
+        raise ValueError(f"{fmt.name} does not fit exactly in float32; the framework must accept it natively")
+    return np.ascontiguousarray(np.asarray(array), dtype=target).copy()
+
+
+def restore(values: np.ndarray, dtype: str | FloatFormat) -> np.ndarray:
+    """Cast a framework's output back to `dtype`, refusing any value the cast would change."""
+    fmt = dtype if isinstance(dtype, FloatFormat) else format_of(dtype)
+    values = np.asarray(values)
+    out = values.astype(fmt.np_dtype)
+    wide = values.astype(np.float64)
+    back = out.astype(np.float64)
+    changed = ~((back == wide) | (np.isnan(back) & np.isnan(wide)))
+    if changed.any():
+        first = tuple(int(i) for i in np.argwhere(changed)[0])
+        raise ValueError(f"value {wide[first]!r} at {first} is not exactly representable in {fmt.name}")
+    return out

@@ -1,0 +1,35 @@
+"""Import layering: reference is a leaf package; nothing imports a framework it does not need."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FRAMEWORKS = ("torch", "tensorflow", "tf_keras", "keras", "jax", "optax")
+
+
+def imported_modules(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+def test_reference_never_imports_conformance_or_a_framework():
+    for path in (ROOT / "reference").rglob("*.py"):
+        for module in imported_modules(path):
+            top = module.split(".")[0]
+            assert top != "conformance", f"{path.name} imports {module}"
+            assert top not in FRAMEWORKS, f"{path.name} imports {module}"
+
+
+def test_importing_reference_and_cli_loads_no_framework():
+    code = (
+        "import sys, reference, conformance.cli, conformance.adapter, conformance.tolerance;"
+        f"print([m for m in {FRAMEWORKS!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
