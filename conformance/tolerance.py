@@ -11,9 +11,10 @@ __all__ = ["ordered_bits", "scaled_error", "ulp_distance"]
 
 def ordered_bits(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     """Map floats to integers that are adjacent for adjacent floats (-0 and +0 both map to 0)."""
-    raw = np.asarray(values, dtype=fmt.np_dtype).view(fmt.uint_dtype).astype(np.int64)
-    sign = np.int64(1) << (fmt.bits - 1)
-    return np.where(raw & sign, -(raw & (sign - 1)), raw)
+    raw = np.asarray(values, dtype=fmt.np_dtype).view(fmt.uint_dtype).astype(np.uint64)
+    magnitude = (raw & np.uint64((1 << (fmt.bits - 1)) - 1)).astype(np.int64)
+    negative = (raw >> np.uint64(fmt.bits - 1)).astype(bool)
+    return np.where(negative, -magnitude, magnitude)
 
 
 def ulp_distance(got: np.ndarray, expected: np.ndarray, fmt: FloatFormat) -> np.ndarray:

@@ -199,7 +199,7 @@ def _scaled_step(ops: Ops, placement: EpsPlacement, lr: Any, g: Any, a: Any, eps
 
 def _clip(ops: Ops, hp: AdagradHparams, knobs: AdagradKnobs, grads: list[Any]) -> list[Any]:
     for kind in _applied_clips(hp, knobs):
-        c = ops.const(getattr(hp, kind.value))
+        c = knobs.rounding.value(ops, kind.value, getattr(hp, kind.value))
         if kind is ClipKind.VALUE:
             grads = [ops.minimum(ops.maximum(g, -c), c) for g in grads]
         elif kind is ClipKind.NORM:

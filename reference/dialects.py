@@ -98,7 +98,11 @@ def _table(*dialects: Dialect) -> Mapping[str, Dialect]:
     return MappingProxyType({d.id: d for d in dialects})
 
 
-_TF_ROUNDING = HparamRounding(to_float32=frozenset({"lr", "decay"}), to_param_format=frozenset({"lr", "decay", "eps"}))
+# TF turns Python-float thresholds into tensors of the gradient's dtype before clipping.
+_CLIPS = frozenset({"clipvalue", "clipnorm", "global_clipnorm"})
+_TF_ROUNDING = HparamRounding(
+    to_float32=frozenset({"lr", "decay"}), to_param_format=frozenset({"lr", "decay", "eps"}) | _CLIPS
+)
 
 DIALECTS: Mapping[str, Dialect] = _table(
     Dialect(
@@ -107,7 +111,7 @@ DIALECTS: Mapping[str, Dialect] = _table(
             eps_placement=EpsPlacement.OUTSIDE,
             lr_decay=LrDecay.INVERSE_TIME,
             clip_order=(ClipKind.GLOBAL_NORM, ClipKind.VALUE),
-            rounding=HparamRounding(to_float32=frozenset({"lr", "decay", "eps"})),
+            rounding=HparamRounding(to_float32=frozenset({"lr", "decay", "eps"}) | _CLIPS),
         ),
         defaults={"lr": 0.01, "eps": 1e-7, "initial_accumulator": 0.0, "decay": 0.0},
         # Note: Keras 2's `clipnorm` rescales all gradients by their joint norm, i.e. a global clipnorm.
@@ -152,7 +156,7 @@ DIALECTS: Mapping[str, Dialect] = _table(
             weight_decay=WeightDecay.DECOUPLED,
             clip_order=(ClipKind.NORM, ClipKind.GLOBAL_NORM, ClipKind.VALUE),
             exclusive_clips=frozenset(ClipKind),
-            rounding=HparamRounding(to_float32=frozenset({"lr"}), to_param_format=frozenset({"lr", "eps"})),
+            rounding=HparamRounding(to_float32=frozenset({"lr"}), to_param_format=frozenset({"lr", "eps"}) | _CLIPS),
         ),
         defaults={"lr": 0.001, "eps": 1e-7, "initial_accumulator": 0.1, "weight_decay": 0.0},
         names={

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from conformance.adapter import Adapter, drive
 from conformance.tolerance import scaled_error, ulp_distance
-from reference import format_of, get, run
+from reference import FloatFormat, format_of, get, run
 from reference.trajectory import to_format
 
 STEPS = 10
@@ -82,35 +82,49 @@ def oracle(case: Case, dtype: str) -> list[Any]:
 
 @dataclass
 class Worst:
-    """The largest error seen per quantity ('params' and each slot), with where it happened."""
+    """The largest error seen per quantity ('params' and each slot), in ulps and in k, with where each happened."""
 
     ulp: dict[str, int] = field(default_factory=dict)
     k: dict[str, float] = field(default_factory=dict)
-    where: dict[str, str] = field(default_factory=dict)
+    ulp_at: dict[str, str] = field(default_factory=dict)
+    k_at: dict[str, str] = field(default_factory=dict)
     count_errors: list[str] = field(default_factory=list)
 
     def add(self, quantity: str, ulps: np.ndarray, ks: np.ndarray, location: Callable[[int], str]) -> None:
-        if ulps.size == 0:
-            return
-        at = int(np.argmax(ulps))
-        if int(ulps[at]) > self.ulp.get(quantity, -1):
-            self.ulp[quantity] = int(ulps[at])
-            self.where[quantity] = location(at)
-        self.k[quantity] = max(self.k.get(quantity, 0.0), float(np.max(ks)))
+        if ulps.size:
+            at_ulp, at_k = location(int(ulps.argmax())), location(int(ks.argmax()))
+            self._raise(quantity, int(ulps.max()), float(ks.max()), at_ulp, at_k)
 
     def merge(self, other: Worst) -> None:
-        for quantity, ulps in other.ulp.items():
-            if ulps > self.ulp.get(quantity, -1):
-                self.ulp[quantity] = ulps
-                self.where[quantity] = other.where[quantity]
-            self.k[quantity] = max(self.k.get(quantity, 0.0), other.k[quantity])
+        for q in other.ulp:
+            self._raise(q, other.ulp[q], other.k[q], other.ulp_at[q], other.k_at[q])
         self.count_errors += other.count_errors
+
+    def _raise(self, quantity: str, ulp: int, k: float, ulp_at: str, k_at: str) -> None:
+        if ulp > self.ulp.get(quantity, -1):
+            self.ulp[quantity], self.ulp_at[quantity] = ulp, ulp_at
+        if k > self.k.get(quantity, -1.0):
+            self.k[quantity], self.k_at[quantity] = k, k_at
 
 
 def _pairs(got: Any, want: Any) -> Iterator[tuple[str, list[np.ndarray], list[np.ndarray], list[np.ndarray]]]:
     yield "params", got.params, want.params, want.error_scale["params"]
     for slot, arrays in want.state.items():
         yield slot, got.state[slot], arrays, want.error_scale[slot]
+
+
+def _locate(case: Case, step: int, tensor: int, got: np.ndarray, exact: np.ndarray, index: int) -> str:
+    g, e = got.ravel()[index], exact.ravel()[index]
+    return f"{case.name} step {step} tensor {tensor} element {index}: got {g!r}, exact {e!r}"
+
+
+def _compare_step(worst: Worst, case: Case, step: int, got: Any, want: Any, fmt: FloatFormat) -> None:
+    for quantity, got_arrays, want_arrays, scales in _pairs(got, want):
+        for tensor, (g, w, s) in enumerate(zip(got_arrays, want_arrays, scales, strict=True)):
+            assert g.dtype == w.dtype, f"{case.name}: {quantity}[{tensor}] dtype {g.dtype}, but should be {w.dtype}"
+            ulps = ulp_distance(g, w, fmt).ravel()
+            ks = scaled_error(g, w, s, fmt).ravel()
+            worst.add(quantity, ulps, ks, partial(_locate, case, step, tensor, g, w))
 
 
 def measure(adapter: Adapter, case: Case, dtype: str) -> Worst:
@@ -125,16 +139,7 @@ def measure(adapter: Adapter, case: Case, dtype: str) -> Worst:
             worst.count_errors.append(f"{case.name} step {step}: {counter}={got.count}, but should be {want.count}")
         missing = sorted(set(want.state) - set(got.state))
         assert not missing, f"{adapter.name} keeps no state slot {missing} ({case.name})"
-        for quantity, got_arrays, want_arrays, scales in _pairs(got, want):
-            for tensor, (g, w, s) in enumerate(zip(got_arrays, want_arrays, scales, strict=True)):
-                assert g.dtype == w.dtype, f"{quantity}[{tensor}] dtype {g.dtype}, but should be {w.dtype}"
-                ulps = ulp_distance(g, w, fmt).ravel()
-                ks = scaled_error(g, w, s, fmt).ravel()
-
-                def location(i: int, tensor: int = tensor, g: np.ndarray = g, w: np.ndarray = w) -> str:
-                    return f"{case.name} step {step} tensor {tensor} element {i}: got {g.ravel()[i]!r}, exact {w.ravel()[i]!r}"
-
-                worst.add(quantity, ulps, ks, location)
+        _compare_step(worst, case, step, got, want, fmt)
     return worst
 
 
@@ -143,3 +148,27 @@ def measure_all(adapter: Adapter, cases: list[Case], dtype: str) -> Worst:
     for case in cases:
         total.merge(measure(adapter, case, dtype))
     return total
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The worst error allowed for one (subject, dtype), per quantity, in the one measure that suits it.
+
+    `ulp` lists quantities compared in ulps. `k` lists quantities compared in k = |got - exact| / (u * S + tiny)
+    instead, because they come from a cancellation (theta - step, g + lambda * theta) whose result can be tiny
+    next to its operands, which makes an ulp of the result meaningless.
+    """
+
+    ulp: dict[str, int]
+    k: dict[str, float]
+    reason: str
+
+
+def assert_within(worst: Worst, bound: Bound, label: str) -> None:
+    assert not worst.count_errors, f"{label}: the counter is exact, but " + "; ".join(worst.count_errors[:3])
+    unmeasured = sorted(set(worst.ulp) - set(bound.ulp) - set(bound.k))
+    assert not unmeasured, f"{label}: no bound for {unmeasured}"
+    failures = [
+        f"{q}: {worst.ulp[q]} ulp > bound {b}, at {worst.ulp_at[q]}" for q, b in bound.ulp.items() if worst.ulp[q] > b
+    ] + [f"{q}: k = {worst.k[q]:.3g} > bound {b}, at {worst.k_at[q]}" for q, b in bound.k.items() if worst.k[q] > b]
+    assert not failures, f"{label} ({bound.reason}):\n  " + "\n  ".join(failures)

@@ -6,17 +6,27 @@ it. Every 16-bit value is exactly representable in float32, so float32 is the lo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from reference import FloatFormat, format_of
 
-__all__ = ["carrier", "dtype_name", "restore"]
+__all__ = ["carrier", "common_dtype", "dtype_name", "restore"]
 
 
 def dtype_name(array: np.ndarray) -> str:
     """The format name of a NumPy array ('float16', 'bfloat16', 'float32', 'float64'); refuses anything else."""
     name = np.asarray(array).dtype.name
     return format_of(name).name
+
+
+def common_dtype(arrays: Sequence[np.ndarray]) -> str:
+    """The one format shared by all `arrays` (an optimizer's parameter list); refuses none or a mix."""
+    names = sorted({dtype_name(a) for a in arrays})
+    if len(names) != 1:
+        raise ValueError(f"parameters must share one float format; got {', '.join(names) or 'no parameters'}")
+    return names[0]
 
 
 def carrier(array: np.ndarray, *, native: frozenset[str] = frozenset({"float16", "float32", "float64"})) -> np.ndarray:

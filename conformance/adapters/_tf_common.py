@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -23,6 +23,7 @@ __all__ = [
     "VariablesLive",
     "as_numpy",
     "check_dialect",
+    "find_by_name",
     "import_tensorflow",
     "quiet_tf_logging",
     "variable_name",
@@ -49,7 +50,8 @@ def import_tensorflow() -> Any:
 
 def as_numpy(value: Any) -> np.ndarray:
     """A NumPy copy of a framework tensor or variable (tf, Keras 3 on any backend), keeping its dtype."""
-    return np.array(value, copy=True)
+    # Not np.array(copy=True): TF's __array__ takes no `copy` keyword, and NumPy 2 warns about that.
+    return np.asarray(value).copy()
 
 
 def variable_name(index: int) -> str:
@@ -127,6 +129,12 @@ def find_by_name(optimizer: Any, wanted: str) -> Any:
     raise LookupError(f"{type(optimizer).__name__} has no state variable {wanted!r}; it has {names}")
 
 
+def _check_holds(adapter_name: str, wanted: np.dtype, held: np.dtype) -> None:
+    # Note: Keras 3 on JAX without jax_enable_x64 keeps a float64 variable as float32 and says nothing.
+    if held != wanted:
+        raise ValueError(f"{adapter_name}: a {wanted} parameter is held as {held}; the framework cannot run {wanted}")
+
+
 class KerasStyleAdapter(ABC):
     """An Adapter for an optimizer class with Keras' API, one dialect, hyperparameters passed as keywords.
 
@@ -134,24 +142,34 @@ class KerasStyleAdapter(ABC):
     differently; by default they are the same.
     """
 
+    framework: ClassVar[str]  # where the built-in classes live, e.g. "keras.optimizers"
+    built_in: ClassVar[Mapping[str, str]]  # dialect -> the built-in class's attribute path under `framework`
     name: str
     capabilities: Capabilities
 
     def __init__(
-        self, optimizer_class: Any, *, dialect: str, name: str | None, slots: Mapping[str, str] | None
+        self,
+        optimizer_class: Any = None,
+        *,
+        dialect: str,
+        name: str | None = None,
+        slots: Mapping[str, str] | None = None,
     ) -> None:
+        if optimizer_class is None and dialect not in self.built_in:
+            raise ValueError(f"{self.framework} has no built-in optimizer for {dialect}; pass optimizer_class")
+        dialect_slots = tuple(get_dialect(dialect).slots.values())
+        unknown = sorted(set(slots or {}) - set(dialect_slots))
+        if unknown:
+            raise ValueError(f"{dialect} has no slot {', '.join(unknown)}; its slots: {', '.join(dialect_slots)}")
         self.dialect = dialect
         self._optimizer_class = optimizer_class
-        dialect_slots = get_dialect(dialect).slots.values()
         self._slots = {s: (slots or {}).get(s, s) for s in dialect_slots}
         self.name = name or self._default_name()
         self.capabilities = Capabilities(dialects=(dialect,), dtypes=TF_DTYPES)
 
     @abstractmethod
-    def _default_name(self) -> str: ...
-
-    @abstractmethod
-    def _default_class(self) -> Any: ...
+    def _optimizers_module(self) -> Any:
+        """The imported module that `framework` names."""
 
     @abstractmethod
     def _variable(self, value: np.ndarray, name: str) -> Any: ...
@@ -162,14 +180,28 @@ class KerasStyleAdapter(ABC):
     @abstractmethod
     def _to_tensor(self, value: np.ndarray) -> Any: ...
 
+    def _default_name(self) -> str:
+        if self._optimizer_class is not None:
+            return f"{self._optimizer_class.__module__}.{self._optimizer_class.__qualname__}"
+        return f"{self.framework}.{self.built_in[self.dialect]}"
+
+    def _optimizer_class_to_use(self) -> Any:
+        if self._optimizer_class is not None:
+            return self._optimizer_class
+        namespace = self._optimizers_module()
+        for attribute in self.built_in[self.dialect].split("."):
+            namespace = getattr(namespace, attribute)
+        return namespace
+
     def _build(self, optimizer: Any, variables: list[Any]) -> None:
         """Create the state now, as torch does in `__init__`, so it can be read before the first step."""
         optimizer.build(variables)
 
     def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
         check_dialect(self.name, self.dialect, dialect)
-        optimizer_class = self._optimizer_class or self._default_class()
-        optimizer = optimizer_class(**hparams)
+        optimizer = self._optimizer_class_to_use()(**hparams)
         variables = [self._variable(np.array(p, copy=True), variable_name(i)) for i, p in enumerate(params)]
+        for p, v in zip(params, variables, strict=True):
+            _check_holds(self.name, np.asarray(p).dtype, as_numpy(v).dtype)
         self._build(optimizer, variables)
         return KerasStyleLive(optimizer, variables, self._slots, self._find_slot, self._to_tensor)

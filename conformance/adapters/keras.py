@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -10,8 +10,6 @@ import numpy as np
 from ._tf_common import KerasStyleAdapter, find_by_name, quiet_tf_logging
 
 __all__ = ["KerasAdapter", "subjects"]
-
-_BUILT_IN = {"adagrad/keras3": "Adagrad"}
 
 
 def _import_keras() -> Any:
@@ -26,28 +24,14 @@ class KerasAdapter(KerasStyleAdapter):
 
     Parameters are `keras.Variable`s of the parameter dtype; slots are the optimizer variables that
     `add_variable_from_reference(var, "<slot>")` creates, named `<variable path>_<slot>`.
-    Note: on the JAX backend float64 needs `jax_enable_x64`, or JAX silently computes in float32.
+    Note: on the JAX backend float64 needs `jax_enable_x64`; without it `create` refuses float64 parameters.
     """
 
-    def __init__(
-        self,
-        optimizer_class: Any = None,
-        *,
-        dialect: str,
-        name: str | None = None,
-        slots: Mapping[str, str] | None = None,
-    ) -> None:
-        if optimizer_class is None and dialect not in _BUILT_IN:
-            raise ValueError(f"Keras 3 has no built-in optimizer for {dialect}; pass optimizer_class")
-        super().__init__(optimizer_class, dialect=dialect, name=name, slots=slots)
+    framework = "keras.optimizers"
+    built_in = MappingProxyType({"adagrad/keras3": "Adagrad"})
 
-    def _default_name(self) -> str:
-        if self._optimizer_class is not None:
-            return f"{self._optimizer_class.__module__}.{self._optimizer_class.__qualname__}"
-        return f"keras.optimizers.{_BUILT_IN[self.dialect]}"
-
-    def _default_class(self) -> Any:
-        return getattr(_import_keras().optimizers, _BUILT_IN[self.dialect])
+    def _optimizers_module(self) -> Any:
+        return _import_keras().optimizers
 
     def _variable(self, value: np.ndarray, name: str) -> Any:
         return _import_keras().Variable(value, dtype=value.dtype.name, name=name)
@@ -61,4 +45,4 @@ class KerasAdapter(KerasStyleAdapter):
 
 def subjects() -> list[KerasAdapter]:
     """The built-in Keras 3 Adagrad on the configured backend."""
-    return [KerasAdapter(dialect=dialect) for dialect in _BUILT_IN]
+    return [KerasAdapter(dialect=dialect) for dialect in KerasAdapter.built_in]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -10,9 +10,6 @@ import numpy as np
 from ._tf_common import KerasStyleAdapter, find_by_name, import_tensorflow
 
 __all__ = ["TFKerasAdapter", "subjects"]
-
-# The built-in class for each dialect, as an attribute path under tf_keras.optimizers.
-_BUILT_IN = {"adagrad/tf-keras-v2": "legacy.Adagrad", "adagrad/keras3": "Adagrad"}
 
 
 def _import_tf_keras() -> Any:
@@ -29,28 +26,11 @@ class TFKerasAdapter(KerasStyleAdapter):
     are variables named `<slot>/<variable>`). Parameters are `tf.Variable`s of the parameter dtype.
     """
 
-    def __init__(
-        self,
-        optimizer_class: Any = None,
-        *,
-        dialect: str,
-        name: str | None = None,
-        slots: Mapping[str, str] | None = None,
-    ) -> None:
-        if optimizer_class is None and dialect not in _BUILT_IN:
-            raise ValueError(f"tf_keras has no built-in optimizer for {dialect}; pass optimizer_class")
-        super().__init__(optimizer_class, dialect=dialect, name=name, slots=slots)
+    framework = "tf_keras.optimizers"
+    built_in = MappingProxyType({"adagrad/tf-keras-v2": "legacy.Adagrad", "adagrad/keras3": "Adagrad"})
 
-    def _default_name(self) -> str:
-        if self._optimizer_class is not None:
-            return f"{self._optimizer_class.__module__}.{self._optimizer_class.__qualname__}"
-        return f"tf_keras.optimizers.{_BUILT_IN[self.dialect]}"
-
-    def _default_class(self) -> Any:
-        namespace = _import_tf_keras().optimizers
-        for attribute in _BUILT_IN[self.dialect].split("."):
-            namespace = getattr(namespace, attribute)
-        return namespace
+    def _optimizers_module(self) -> Any:
+        return _import_tf_keras().optimizers
 
     def _variable(self, value: np.ndarray, name: str) -> Any:
         return import_tensorflow().Variable(value, name=name)
@@ -77,4 +57,4 @@ def _is_legacy(optimizer: Any) -> bool:
 
 def subjects() -> list[TFKerasAdapter]:
     """The built-in tf_keras Adagrads, one per API generation."""
-    return [TFKerasAdapter(dialect=dialect) for dialect in _BUILT_IN]
+    return [TFKerasAdapter(dialect=dialect) for dialect in TFKerasAdapter.built_in]

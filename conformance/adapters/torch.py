@@ -16,7 +16,7 @@ import numpy as np
 import reference
 
 from ..adapter import Capabilities, LiveOptimizer
-from ._convert import carrier, dtype_name, restore
+from ._convert import carrier, common_dtype, dtype_name, restore
 
 if TYPE_CHECKING:
     import torch
@@ -43,17 +43,11 @@ def _torch() -> Any:
     return torch
 
 
-def _default_class(dialect: str) -> type:
-    family = reference.get(dialect).family.name
+def _default_class_name(dialect: reference.Dialect) -> str:
+    family = dialect.family.name
     if family not in _DEFAULT_CLASSES:
         raise ValueError(f"no built-in torch optimizer for the {family} family; pass optimizer_class")
-    return getattr(_torch().optim, _DEFAULT_CLASSES[family])
-
-
-def _class_name(optimizer_class: type | None, dialect: str) -> str:
-    if optimizer_class is None:
-        return f"torch.optim.{_DEFAULT_CLASSES.get(reference.get(dialect).family.name, '?')}"
-    return f"{optimizer_class.__module__}.{optimizer_class.__qualname__}"
+    return _DEFAULT_CLASSES[family]
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -83,7 +77,6 @@ class TorchLive:
         self._optimizer = optimizer
         self._tensors = tensors
         self._dialect = dialect
-        self._dtype = dtype
         self._format = reference.format_of(dtype)
 
     def step(self, grads: Sequence[np.ndarray], loss: float | None = None) -> None:
@@ -98,13 +91,13 @@ class TorchLive:
             self._optimizer.step(lambda: loss)
 
     def params(self) -> list[np.ndarray]:
-        return [to_numpy(t, self._dtype) for t in self._tensors]
+        return [to_numpy(t, self._format.name) for t in self._tensors]
 
     def state(self) -> dict[str, list[np.ndarray]]:
         """Every dialect slot that the optimizer has created (torch's Rprop creates its state on the first step)."""
         per_tensor = [self._optimizer.state.get(t, {}) for t in self._tensors]
         return {
-            name: [to_numpy(s[name], self._dtype) for s in per_tensor]
+            name: [to_numpy(s[name], self._format.name) for s in per_tensor]
             for name in self._dialect.slots.values()
             if all(name in s for s in per_tensor)
         }
@@ -135,21 +128,22 @@ class TorchAdapter:
         self.flavour = flavour
         self._optimizer_class = optimizer_class
         self._fixed_kwargs = dict(FLAVOURS[flavour]) | fixed_kwargs
-        suffix = f"[{flavour}]" if flavour else ""
-        self.name = name or _class_name(optimizer_class, dialect) + suffix
+        if optimizer_class is None:
+            class_name = f"torch.optim.{_default_class_name(self.dialect)}"
+        else:
+            class_name = f"{optimizer_class.__module__}.{optimizer_class.__qualname__}"
+        self.name = name or class_name + (f"[{flavour}]" if flavour else "")
         dtypes = tuple(d for d in _DTYPES if d in self.dialect.dtypes)
         self.capabilities = Capabilities(dialects=(self.dialect.id,), dtypes=dtypes, loss=self.dialect.needs_loss)
 
     @property
     def optimizer_class(self) -> type:
-        return self._optimizer_class or _default_class(self.dialect.id)
+        return self._optimizer_class or getattr(_torch().optim, _default_class_name(self.dialect))
 
     def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
         if dialect != self.dialect.id:
             raise ValueError(f"{self.name} implements {self.dialect.id}, not {dialect}")
-        if not params:
-            raise ValueError("at least one parameter tensor is needed")
-        dtype = dtype_name(params[0])
+        dtype = common_dtype(params)
         tensors = [to_tensor(np.asarray(p)).requires_grad_(True) for p in params]
         kwargs = {k: _constructor_value(v) for k, v in hparams.items()} | self._fixed_kwargs
         return TorchLive(self.optimizer_class(tensors, **kwargs), tensors, self.dialect, dtype)
