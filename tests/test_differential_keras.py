@@ -1,14 +1,14 @@
 """Differential tests: Keras 3 `keras.optimizers.Adagrad` on the TensorFlow backend against the mpmath oracle.
 
 Also a user's own Keras 3 optimizer class, plugged in with one line (`KerasAdapter(UserAdagrad, dialect=...)`)
-and held to the same bounds. Measurement and comparison helpers come from test_differential_tf.py.
-Calibrate with `python tests/test_differential_keras.py [cases]`.
+and held to the same bounds. The machinery is in _differential.py; the cases are test_differential_tf.py's
+(its SEED, CASES and keras3_hparams, as for tf_keras.new). Calibrate with
+`python tests/_differential.py test_differential_keras [cases]`.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import pytest
@@ -22,21 +22,22 @@ if keras.config.backend() != "tensorflow":
     )
 
 import numpy as np  # noqa: E402
-from test_differential_tf import (  # noqa: E402
-    CASES,
-    Bound,
+from _differential import (  # noqa: E402
+    Case,
     Hparams,
     Subject,
+    adagrad_bound,
+    assert_bit_exact,
     assert_refuses,
-    check_bit_exact_with_numpy,
-    check_case,
-    check_trajectory,
+    check,
     deviation,
-    keras3_hparams,
-    norm_free_cases,
-    print_measurements,
+    draw_case,
+    refusal,
     subject_params,
+    subject_sweep,
+    without_norm_clipping,
 )
+from test_differential_tf import CASES, SEED, keras3_hparams  # noqa: E402
 
 from conformance.adapters import keras as keras_adapters  # noqa: E402
 from conformance.adapters.keras import KerasAdapter  # noqa: E402
@@ -86,25 +87,27 @@ SUBJECTS_KERAS = (
 
 K3_OP = "EPS-IN as separate ops (lr*g, A+eps, sqrt, /, -); clipnorm's norm (a reduction) adds a few ulp to g"
 
-# The allowed worst error per (subject, dtype): params ulp (no cancellation) / params k / slot ulp.
-# Comments give the measured worst over this file's 4 cases | over a 160-case sweep (same seeds, cases 0-159).
-# Each bound is the sweep's worst plus 1 ulp; k is 1.25 throughout (worst seen: 0.91).
-BOUNDS_KERAS = {
-    ("keras.Adagrad", "float32"): Bound(5, 1.25, 8, K3_OP),  # 2/.35/3 | 4/.90/7
-    ("keras.Adagrad", "float64"): Bound(5, 1.25, 6, K3_OP),  # 2/.57/3 | 4/.91/5
-    ("keras.user-class", "float32"): Bound(5, 1.25, 8, K3_OP),  # 2/.35/3 | 4/.90/7
-    ("keras.user-class", "float64"): Bound(5, 1.25, 6, K3_OP),  # 2/.57/3 | 4/.91/5
+# Measured and kept with a margin as test_differential_tf.py's BOUNDS are (read its comment): the worst
+# params ulp / k / slot ulp over this file's 4 cases | over the 160-case sweep. Worst k seen here: 0.91.
+BOUNDS = {
+    ("keras.Adagrad", "float32"): adagrad_bound(KERAS3, 5, 1.25, 8, K3_OP),  # 2/.35/3 | 4/.90/7
+    ("keras.Adagrad", "float64"): adagrad_bound(KERAS3, 5, 1.25, 6, K3_OP),  # 2/.57/3 | 4/.91/5
+    ("keras.user-class", "float32"): adagrad_bound(KERAS3, 5, 1.25, 8, K3_OP),  # 2/.35/3 | 4/.90/7
+    ("keras.user-class", "float64"): adagrad_bound(KERAS3, 5, 1.25, 6, K3_OP),  # 2/.57/3 | 4/.91/5
 }
+sweep_cases = subject_sweep(SUBJECTS_KERAS, SEED, CASES)  # for `python tests/_differential.py test_differential_keras`
 
 
-@pytest.mark.parametrize(("subject", "dtype", "case"), subject_params(SUBJECTS_KERAS))
-def test_trajectory(subject: Subject, dtype: str, case: int) -> None:
-    check_case(subject, dtype, case, BOUNDS_KERAS[subject.id, dtype])
+@pytest.mark.parametrize(("subject", "dtype", "case"), subject_params(SUBJECTS_KERAS, SEED, CASES))
+def test_trajectory(subject: Subject, dtype: str, case: Case) -> None:
+    check(subject.make(), [case], dtype, BOUNDS[subject.id, dtype], f"{subject.id} {dtype}")
 
 
-@pytest.mark.parametrize(("subject", "dtype", "case"), subject_params(SUBJECTS_KERAS, norm_free_cases))
-def test_bit_exact_with_numpy_evaluator(subject: Subject, dtype: str, case: int) -> None:
-    check_bit_exact_with_numpy(subject, dtype, case)
+@pytest.mark.parametrize(
+    ("subject", "dtype", "case"), subject_params(SUBJECTS_KERAS, SEED, CASES, without_norm_clipping)
+)
+def test_bit_exact_with_numpy_evaluator(subject: Subject, dtype: str, case: Case) -> None:
+    assert_bit_exact(subject.make(), case, dtype)
 
 
 class RenamedSlotAdagrad(UserAdagrad):
@@ -116,7 +119,8 @@ class RenamedSlotAdagrad(UserAdagrad):
 def test_user_class_with_its_own_slot_name() -> None:
     adapter = KerasAdapter(RenamedSlotAdagrad, dialect=KERAS3, slots={"accumulator": "sum_of_squares"})
     subject = Subject("keras.renamed-slot", lambda: adapter, KERAS3, keras3_hparams, ROUNDED_BY_TF_BACKEND)
-    check_case(subject, "float32", 0, BOUNDS_KERAS["keras.user-class", "float32"])
+    bound = BOUNDS["keras.user-class", "float32"]
+    check(subject.make(), [draw_case(subject, SEED, 0)], "float32", bound, f"{subject.id} float32")
 
 
 # One step with g = 0 isolates each hyperparameter; the minimal float64 repros of the TF backend's rounding.
@@ -144,20 +148,12 @@ ROUNDING_REPROS = [
 
 @pytest.mark.parametrize("hparams", ROUNDING_REPROS)
 def test_float64_hyperparameters_are_exact(hparams: Hparams) -> None:
-    check_trajectory(
-        KerasAdapter(dialect=KERAS3),
-        KERAS3,
-        hparams,
-        "float64",
-        [np.array([1.0])],
-        [[np.array([0.0])]],
-        BOUNDS_KERAS["keras.Adagrad", "float64"],
-    )
+    case = Case("-".join(hparams), KERAS3, hparams, (np.array([1.0]),), ((np.array([0.0]),),))
+    check(KerasAdapter(dialect=KERAS3), [case], "float64", BOUNDS["keras.Adagrad", "float64"], case.name)
 
 
 def _refusal(hparams: Hparams, accepted_because: str | None = None) -> Any:
-    marks = [deviation(accepted_because)] if accepted_because else []
-    return pytest.param(hparams, id="-".join(hparams), marks=marks)
+    return refusal(hparams, id="-".join(hparams), accepted_because=accepted_because)
 
 
 @pytest.mark.parametrize(
@@ -184,7 +180,3 @@ def test_subjects() -> None:
     adapters = keras_adapters.subjects()
     assert [(a.name, a.capabilities.dialects) for a in adapters] == [("keras.optimizers.Adagrad", (KERAS3,))]
     assert KerasAdapter(UserAdagrad, dialect=KERAS3).name == f"{__name__}.UserAdagrad"
-
-
-if __name__ == "__main__":
-    print_measurements(SUBJECTS_KERAS, int(sys.argv[1]) if len(sys.argv) > 1 else CASES)

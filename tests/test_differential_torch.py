@@ -11,7 +11,16 @@ import sys
 
 import numpy as np
 import pytest
-from _differential import Bound, Case, assert_within, log_uniform, make_cases, measure_all, sometimes
+from _differential import (
+    CASES_PER_DIALECT,
+    Bound,
+    Case,
+    check,
+    gradient_with_zeros,
+    log_uniform,
+    make_cases,
+    sometimes,
+)
 
 from conformance.adapter import drive
 from conformance.adapters.torch import TorchAdapter, subjects
@@ -20,7 +29,6 @@ from reference import format_of, run
 pytest.importorskip("torch")
 
 SEED = 20240611
-CASES_PER_DIALECT = 8  # x 10 steps x 2 tensors (one of 65+ elements) x 2 dtypes; the oracle dominates the run time
 
 
 def adagrad_hparams(rng: np.random.Generator) -> dict:
@@ -32,11 +40,6 @@ def adagrad_hparams(rng: np.random.Generator) -> dict:
         "eps": float(rng.choice([1e-10, 1e-8, 1e-6, 1e-3])),
         "maximize": bool(rng.random() < 0.3),
     }
-
-
-def adagrad_gradient(rng: np.random.Generator, shape: tuple[int, ...], step: int) -> np.ndarray:
-    g = rng.normal(0.0, 1.0, size=shape) * 10 ** rng.uniform(-2, 1)
-    return np.where(rng.random(shape) < 0.1, 0.0, g)  # zeros: with A0 = 0 they reach the 0 / eps path
 
 
 def rprop_hparams(rng: np.random.Generator) -> dict:
@@ -55,10 +58,8 @@ def rprop_gradient(rng: np.random.Generator, shape: tuple[int, ...], step: int) 
     return sign * 10 ** rng.uniform(-3, 1, size=shape)
 
 
-CASES: dict[str, list[Case]] = {
-    "adagrad/torch": make_cases("adagrad/torch", SEED, CASES_PER_DIALECT, adagrad_hparams, adagrad_gradient),
-    "rprop/torch": make_cases("rprop/torch", SEED, CASES_PER_DIALECT, rprop_hparams, rprop_gradient),
-}
+DRAWS = {"adagrad/torch": (adagrad_hparams, gradient_with_zeros), "rprop/torch": (rprop_hparams, rprop_gradient)}
+CASES: dict[str, list[Case]] = {dialect: make_cases(dialect, SEED, *draws) for dialect, draws in DRAWS.items()}
 
 SQRT = "torch.sqrt is not correctly rounded on x86 CPUs (1 ulp), plus FMA in add(alpha) / addcmul and clr in f32"
 FUSED = "fused CPU: IEEE sqrt, FMAs and clr in double, but still four roundings to the reference's one"
@@ -93,11 +94,16 @@ SUM_WITHOUT_WEIGHT_DECAY = Bound(ulp={"sum": 0}, k={"params": 1.0}, reason="addc
 SUBJECTS = {s.name: s for s in subjects()}
 
 
+def sweep_cases(name: str, count: int = CASES_PER_DIALECT) -> tuple[TorchAdapter, list[Case]]:
+    """For `python tests/_differential.py test_differential_torch [count]`."""
+    dialect = SUBJECTS[name].dialect.id
+    return SUBJECTS[name], make_cases(dialect, SEED, *DRAWS[dialect], count=count)
+
+
 @pytest.mark.parametrize(("name", "dtype"), sorted(BOUNDS), ids=[f"{n}-{d}" for n, d in sorted(BOUNDS)])
 def test_trajectory_within_bound(name: str, dtype: str) -> None:
     subject = SUBJECTS[name]
-    worst = measure_all(subject, CASES[subject.dialect.id], dtype)
-    assert_within(worst, BOUNDS[name, dtype], f"{name} {dtype}")
+    check(subject, CASES[subject.dialect.id], dtype, BOUNDS[name, dtype], f"{name} {dtype}")
 
 
 @pytest.mark.parametrize("name", sorted(n for n in SUBJECTS if "Adagrad" in n))
@@ -105,7 +111,7 @@ def test_trajectory_within_bound(name: str, dtype: str) -> None:
 def test_accumulator_bit_exact_without_weight_decay(name: str, dtype: str) -> None:
     cases = [c for c in CASES["adagrad/torch"] if not c.hparams["weight_decay"]]
     assert cases, "the seed drew no case without weight decay"
-    assert_within(measure_all(SUBJECTS[name], cases, dtype), SUM_WITHOUT_WEIGHT_DECAY, f"{name} {dtype}")
+    check(SUBJECTS[name], cases, dtype, SUM_WITHOUT_WEIGHT_DECAY, f"{name} {dtype}")
 
 
 def test_every_subject_has_bounds() -> None:

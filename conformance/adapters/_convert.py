@@ -38,7 +38,7 @@ def carrier(array: np.ndarray, *, native: frozenset[str] = frozenset({"float16",
     target = fmt.np_dtype if fmt.name in native else np.dtype(np.float32)
     if fmt.name not in native and fmt.bits > 32:
         raise ValueError(f"{fmt.name} does not fit exactly in float32; the framework must accept it natively")
-    return np.ascontiguousarray(np.asarray(array), dtype=target).copy()
+    return np.array(array, dtype=target, order="C", copy=True)
 
 
 def restore(values: np.ndarray, dtype: str | FloatFormat) -> np.ndarray:
