@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import pathlib
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -64,19 +66,66 @@ def trace(args: argparse.Namespace) -> int:
     return 0
 
 
-def docs(args: argparse.Namespace) -> int:
-    import pathlib
+def generate(args: argparse.Namespace) -> int:
+    from conformance.corpus import default_root
+    from reference.vectors.generate import Selection, build, diff_summary, write
 
-    from conformance.docs import render, stale_sections
+    root = pathlib.Path(args.out) if args.out else default_root()
+    selection = Selection(
+        tuple(args.dialect) if args.dialect else None,
+        tuple(args.dtype) if args.dtype else None,
+        tuple(args.level) if args.level else None,
+    )
+    if args.check and not selection.is_complete:
+        raise UsageError("--check compares whole files: it takes --dialect but no --dtype or --level")
+    if not selection.is_complete and root.resolve() == default_root().resolve():
+        raise UsageError("--dtype and --level write a partial corpus: give --out DIR so the corpus is kept whole")
+    files = build(selection, jobs=args.jobs, progress=not args.quiet)
+    if args.check:
+        differences = diff_summary(root, files)
+        for line in differences:
+            print(line, file=sys.stderr)
+        if differences:
+            print(
+                f"{root}: the committed corpus is not what the reference generates; run `optconf generate`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{root}: bit-identical ({len(files)} files checked)")
+        return 0
+    write(root, files)
+    print(f"{root}: wrote {len(files)} files and MANIFEST.json")
+    return 0
+
+
+def lint(args: argparse.Namespace) -> int:
+    from conformance.corpus import default_root, problems
+
+    root = pathlib.Path(args.root) if args.root else default_root()
+    found = problems(root)
+    for line in found:
+        print(line, file=sys.stderr)
+    if found:
+        return 1
+    print(f"{root}: schema, hashes, counts, tcIds and flags are all in order")
+    return 0
+
+
+def docs(args: argparse.Namespace) -> int:
+    from conformance.docs import SCHEMA_VALIDATOR, render, schema_validator_source, stale_sections
 
     path = pathlib.Path(args.file)
+    validator = schema_validator_source()
     if args.check:
         stale = stale_sections(path)
+        if SCHEMA_VALIDATOR.read_text(encoding="utf-8") != validator:
+            stale.append(f"{SCHEMA_VALIDATOR.name} (from vectors/schema.json)")
         if stale:
-            print(f"{path}: generated sections out of date: {', '.join(stale)}; run `optconf docs`", file=sys.stderr)
+            print(f"generated text out of date: {', '.join(stale)}; run `optconf docs`", file=sys.stderr)
             return 1
         return 0
     path.write_text(render(path.read_text(encoding="utf-8")), encoding="utf-8")
+    SCHEMA_VALIDATOR.write_text(validator, encoding="utf-8")
     return 0
 
 
@@ -92,6 +141,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--losses", help="JSON list: one loss per step (iRprop+)")
     p.add_argument("--evaluator", choices=("oracle", "numpy"), default="oracle", help="default: the mpmath oracle")
     p.set_defaults(func=trace)
+    p = commands.add_parser("generate", help="write the golden vector corpus from the reference")
+    p.add_argument("--out", help="the corpus folder (default: the project's vectors/)")
+    p.add_argument("--dialect", action="append", help="only this dialect (repeatable)")
+    p.add_argument("--dtype", action="append", help="only this format (repeatable; needs --out)")
+    p.add_argument("--level", action="append", type=int, help="only this level, 1 or 2 (repeatable; needs --out)")
+    p.add_argument("--check", action="store_true", help="regenerate in memory; exit 1 unless bit-identical")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=generate)
+    p = commands.add_parser("lint", help="validate the corpus: schema, manifest hashes, counts, tcIds, flags")
+    p.add_argument("--root", help="the corpus folder (default: the project's vectors/)")
+    p.set_defaults(func=lint)
     p = commands.add_parser("docs", help="regenerate the generated sections of CONFORMANCE.md")
     p.add_argument("--file", default="CONFORMANCE.md")
     p.add_argument("--check", action="store_true", help="exit 1 if a generated section is out of date")

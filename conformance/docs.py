@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 from collections.abc import Callable
 
 from reference.describe import dialects_section
 
-__all__ = ["GENERATED", "render", "stale_sections"]
+__all__ = ["GENERATED", "SCHEMA_VALIDATOR", "render", "schema_validator_source", "stale_sections"]
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCHEMA_VALIDATOR = pathlib.Path(__file__).with_name("_vector_schema.py")
 
 GENERATED: dict[str, Callable[[], str]] = {"dialects": dialects_section}
 
@@ -36,3 +40,12 @@ def stale_sections(path: pathlib.Path) -> list[str]:
         if text[text.find(begin) : text.find(end)] != fresh[fresh.find(begin) : fresh.find(end)]:
             stale.append(name)
     return stale
+
+
+def schema_validator_source(schema_path: pathlib.Path = ROOT / "vectors" / "schema.json") -> str:
+    """The corpus validator compiled from vectors/schema.json to plain Python, so loading never execs code."""
+    import fastjsonschema
+
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    header = "# Generated from vectors/schema.json by `optconf docs` (fastjsonschema); do not edit.\n"
+    return header + "# ruff: noqa\n" + fastjsonschema.compile_to_code(schema)

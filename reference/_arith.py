@@ -13,7 +13,7 @@ CONFORMANCE.md ("Tolerance") states the rules.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import mpmath
@@ -152,6 +152,9 @@ class OracleOps:
     """Object arrays of `Tracked` values; exact arithmetic at the ambient mpmath precision."""
 
     fmt: FloatFormat
+    # Decisions an implementation could take the other way: a clamp within 8 u of its bound, or a product
+    # within a factor 2 of the underflow threshold. The generator's guard bands read this.
+    near_ties: list[str] = field(default_factory=list, compare=False)
 
     def const(self, value: mpmath.mpf | float) -> Tracked:
         return _lift(value)
@@ -172,7 +175,13 @@ class OracleOps:
 
     def round_to_format(self, x: Any) -> Any:
         """An explicit rounding that the dialect performs (not an error source: it is part of the spec)."""
-        return _elementwise(lambda t: Tracked(round_mpf(t.v, self.fmt), t.e, t.signbit), x)
+        return _elementwise(self._round_one, x)
+
+    def _round_one(self, t: Tracked) -> Tracked:
+        threshold = mpmath.mpf(self.fmt.smallest_subnormal)
+        if _finite(t.v) and threshold / 4 < abs(t.v) < threshold:
+            self.near_ties.append(f"{mpmath.nstr(t.v, 6)} rounds near the underflow threshold")
+        return Tracked(round_mpf(t.v, self.fmt), t.e, t.signbit)
 
     def sqrt(self, x: Any) -> Any:
         return _elementwise(self._sqrt_one, x)
@@ -195,10 +204,17 @@ class OracleOps:
         return np.where(np.asarray(cond, dtype=bool), a, b)
 
     def minimum(self, a: Any, b: Any) -> Any:
-        return np.where(np.asarray(_compare(b, a, lambda p, q: p.v < q.v), dtype=bool), b, a)
+        return np.where(np.asarray(_compare(b, a, self._less), dtype=bool), b, a)
 
     def maximum(self, a: Any, b: Any) -> Any:
-        return np.where(np.asarray(_compare(b, a, lambda p, q: p.v > q.v), dtype=bool), b, a)
+        return np.where(np.asarray(_compare(a, b, self._less), dtype=bool), b, a)
+
+    def _less(self, p: Tracked, q: Tracked) -> bool:
+        if _finite(p.v) and _finite(q.v) and p.v != q.v:
+            gap = abs(p.v - q.v) / max(abs(p.v), abs(q.v))
+            if gap < 8 * mpmath.mpf(self.fmt.unit_roundoff):
+                self.near_ties.append(f"{mpmath.nstr(p.v, 8)} vs {mpmath.nstr(q.v, 8)}")
+        return bool(p.v < q.v)
 
     def isnan(self, x: Any) -> Any:
         return np.asarray(_elementwise(lambda t: bool(mpmath.isnan(t.v)), x), dtype=bool)

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from ._arith import Ops
 from ._hparams import HparamRounding, check_range
+from .sparse import SparseRule
 
 __all__ = [
     "AdagradHparams",
@@ -91,6 +92,8 @@ class AdagradKnobs:
     eps_if_falsy: float | None = None
     # ApplyAdagrad / TF1 AdagradOptimizer reject a zero initial accumulator (it would divide 0 by 0).
     initial_accumulator_positive: bool = False
+    # How row-sparse gradients with repeated indices apply; None: the framework takes no sparse gradients.
+    sparse: SparseRule | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from typing import Any
 from . import adagrad, rprop
 from ._hparams import HparamRounding
 from .adagrad import AdagradKnobs, ClipKind, EpsPlacement, LrDecay, WeightDecay
-from .rprop import Backtrack, NanPolicy, RpropKnobs, SignTest, Switch
+from .rprop import STEP_BOUNDS, Backtrack, NanPolicy, RpropKnobs, SignTest, Switch
+from .sparse import SparseRule
 
 __all__ = ["DIALECTS", "FAMILIES", "Dialect", "Family", "get"]
 
@@ -87,6 +88,21 @@ class Dialect:
             raise ValueError(f"{self.id} needs {', '.join(framework or missing)}")
         return self.family.validate(self.family.hparams_type(**canonical), self.knobs)
 
+    def framework_hparams(self, canonical: Mapping[str, Any]) -> dict[str, Any]:
+        """Canonical hyperparameters -> the framework's keywords (the primary name, pairs filled from defaults)."""
+        out: dict[str, Any] = {}
+        for name, target in self.names.items():
+            if isinstance(target, tuple):
+                if any(t in canonical for t in target):
+                    out[name] = [canonical.get(t, self.defaults.get(t)) for t in target]
+            elif target in canonical and self.framework_name(target) == name:
+                out[name] = canonical[target]
+        exposed = {t for v in self.names.values() for t in (v if isinstance(v, tuple) else (v,))}
+        unknown = sorted(set(canonical) - exposed)
+        if unknown:
+            raise ValueError(f"{self.id} has no hyperparameter for {', '.join(unknown)}")
+        return out
+
     def framework_name(self, canonical: str) -> str:
         for name, target in self.names.items():
             if target == canonical or (isinstance(target, tuple) and canonical in target):
@@ -130,6 +146,7 @@ DIALECTS: Mapping[str, Dialect] = _table(
             exclusive_clips=frozenset({ClipKind.NORM, ClipKind.GLOBAL_NORM}),
             rounding=_TF_ROUNDING,
             eps_if_falsy=1e-7,
+            sparse=SparseRule.SUMMED,
         ),
         defaults={"lr": 0.001, "eps": 1e-7, "initial_accumulator": 0.1, "decay": 0.0},
         names={
@@ -156,6 +173,7 @@ DIALECTS: Mapping[str, Dialect] = _table(
             weight_decay=WeightDecay.DECOUPLED,
             clip_order=(ClipKind.NORM, ClipKind.GLOBAL_NORM, ClipKind.VALUE),
             exclusive_clips=frozenset(ClipKind),
+            sparse=SparseRule.SUMMED,
             rounding=HparamRounding(to_float32=frozenset({"lr"}), to_param_format=frozenset({"lr", "eps"}) | _CLIPS),
         ),
         defaults={"lr": 0.001, "eps": 1e-7, "initial_accumulator": 0.1, "weight_decay": 0.0},
@@ -175,7 +193,10 @@ DIALECTS: Mapping[str, Dialect] = _table(
     Dialect(
         id="adagrad/torch",
         knobs=AdagradKnobs(
-            eps_placement=EpsPlacement.OUTSIDE, lr_decay=LrDecay.INVERSE_TIME, weight_decay=WeightDecay.COUPLED
+            eps_placement=EpsPlacement.OUTSIDE,
+            lr_decay=LrDecay.INVERSE_TIME,
+            weight_decay=WeightDecay.COUPLED,
+            sparse=SparseRule.SUMMED,
         ),
         defaults={"lr": 0.01, "eps": 1e-10, "initial_accumulator": 0.0, "decay": 0.0, "weight_decay": 0.0},
         names={
@@ -208,6 +229,7 @@ DIALECTS: Mapping[str, Dialect] = _table(
             eps_placement=EpsPlacement.NONE,
             rounding=HparamRounding(to_float32=frozenset({"lr"}), to_param_format=frozenset({"lr"})),
             initial_accumulator_positive=True,
+            sparse=SparseRule.SUMMED,
         ),
         defaults={"initial_accumulator": 0.1},
         names={
@@ -225,7 +247,9 @@ DIALECTS: Mapping[str, Dialect] = _table(
     Dialect(
         id="adagrad/tf-raw-v2",
         knobs=AdagradKnobs(
-            eps_placement=EpsPlacement.OUTSIDE, rounding=HparamRounding(to_param_format=frozenset({"lr", "eps"}))
+            eps_placement=EpsPlacement.OUTSIDE,
+            rounding=HparamRounding(to_param_format=frozenset({"lr", "eps"})),
+            sparse=SparseRule.SEQUENTIAL,
         ),
         defaults={"eps": 1e-7, "initial_accumulator": 0.1},
         names={
@@ -269,7 +293,7 @@ DIALECTS: Mapping[str, Dialect] = _table(
         knobs=RpropKnobs(
             clamp_zero_branch=True,
             nan_policy=NanPolicy.SIGN_ZERO,
-            rounding=HparamRounding(to_param_format=frozenset({"eta_minus", "eta_plus"})),
+            rounding=HparamRounding(to_param_format=frozenset({"eta_minus", "eta_plus"}) | STEP_BOUNDS),
         ),
         defaults={"lr": 0.01, "eta_minus": 0.5, "eta_plus": 1.2, "step_min": 1e-6, "step_max": 50.0},
         names={

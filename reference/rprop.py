@@ -36,6 +36,7 @@ from ._arith import Ops
 from ._hparams import HparamRounding, check_range
 
 __all__ = [
+    "STEP_BOUNDS",
     "Backtrack",
     "NanPolicy",
     "RpropHparams",
@@ -46,6 +47,9 @@ __all__ = [
     "init",
     "step",
 ]
+
+
+STEP_BOUNDS = frozenset({"step_min", "step_max"})
 
 
 class Backtrack(Enum):
@@ -80,7 +84,9 @@ class RpropKnobs:
     sign_test: SignTest = SignTest.PRODUCT
     switch: Switch = Switch.THREE_WAY
     nan_policy: NanPolicy = NanPolicy.PROPAGATE
-    rounding: HparamRounding = field(default_factory=HparamRounding)
+    # The bounds are rounded to the parameter format: a stored step can only be compared with representable
+    # bounds, and since rounding is monotone, clamping then rounding equals clamping to the rounded bounds.
+    rounding: HparamRounding = field(default_factory=lambda: HparamRounding(to_param_format=STEP_BOUNDS))
 
     def __post_init__(self) -> None:
         if self.backtrack is Backtrack.ALWAYS and self.move_on_sign_change:
@@ -103,6 +109,9 @@ class RpropState(NamedTuple):
     prev_grad: tuple[Any, ...]
     prev_update: tuple[Any, ...]
     prev_loss: Any
+    # Not a framework slot: which branch each element took in the last step (1 grow, -1 shrink, 0 keep),
+    # so that a mismatch can be reported as the branch decision it is.
+    branch: tuple[Any, ...] = ()
 
 
 def validate(hp: RpropHparams, knobs: RpropKnobs) -> RpropHparams:
@@ -142,7 +151,7 @@ def step(
     current_loss = ops.store(ops.const(loss)) if loss is not None else state.prev_loss
     loss_rose = loss is not None and bool(current_loss > state.prev_loss)
 
-    new_params, step_sizes, prev_grads, prev_updates = [], [], [], []
+    new_params, step_sizes, prev_grads, prev_updates, branches = [], [], [], [], []
     for theta, g, delta, p, d_prev in zip(
         params, grads, state.step_size, state.prev_grad, state.prev_update, strict=True
     ):
@@ -160,7 +169,10 @@ def step(
         prev_grads.append(ops.where(shrink, ops.full_like(g, 0.0), g) if knobs.freeze else g)
         prev_updates.append(ops.store(d))
         step_sizes.append(delta)
-    state = RpropState(state.count + 1, tuple(step_sizes), tuple(prev_grads), tuple(prev_updates), current_loss)
+        branches.append(grow.astype(int) - shrink.astype(int))
+    state = RpropState(
+        state.count + 1, tuple(step_sizes), tuple(prev_grads), tuple(prev_updates), current_loss, tuple(branches)
+    )
     return new_params, state
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from ._arith import NumpyOps, OracleOps, Tracked
 from ._numerics import FloatFormat, format_of, round_mpf
 from .dialects import Dialect, get
+from .sparse import SparseGrad, sparse_step
 
 __all__ = ["ORACLE_DPS", "Step", "run", "to_format"]
 
@@ -31,6 +32,7 @@ class Step:
     state: dict[str, list[np.ndarray]]
     count: int
     error_scale: dict[str, list[np.ndarray]] | None = None
+    branches: list[np.ndarray] | None = None  # RProp: 1 grow, -1 shrink, 0 keep, per element
 
 
 def to_format(values: Any, fmt: FloatFormat) -> np.ndarray:
@@ -61,10 +63,15 @@ def run(
     *,
     evaluator: Evaluator = "oracle",
     dps: int = ORACLE_DPS,
+    initial_count: int = 0,
+    ops: Any = None,
+    include_initial: bool = False,
 ) -> list[Step]:
-    """Step `dialect` once per entry of `grads` (one array per parameter tensor) and return every state.
+    """Step `dialect` once per entry of `grads` (one array, or a `SparseGrad`, per parameter tensor).
 
-    Inputs are rounded to `dtype` first. The oracle runs at `dps` significant digits.
+    Inputs are rounded to `dtype` first. The oracle runs at `dps` significant digits. `initial_count` starts
+    the step counter later (a trajectory resumed at step t). `ops` lets a caller keep the oracle's
+    `OracleOps` to read what it recorded (near ties). `include_initial` prepends the state before step 1.
     """
     dialect = get(dialect) if isinstance(dialect, str) else dialect
     fmt = format_of(dtype)
@@ -75,22 +82,42 @@ def run(
         raise ValueError(
             f"{dialect.id} needs one loss per step: got {0 if losses is None else len(losses)} for {len(grads)} steps"
         )
-    for index, row in enumerate(grads):
-        if len(row) != len(params):
-            raise ValueError(f"step {index}: {len(row)} gradient tensors for {len(params)} parameter tensors")
+    if initial_count < 0:
+        raise ValueError(f"invalid initial_count={initial_count}: must be >= 0")
     p0 = [to_format(p, fmt) for p in params]
-    g_all = [[to_format(g, fmt) for g in row] for row in grads]
-    for index, row in enumerate(g_all):
-        for p, g in zip(p0, row, strict=True):
-            if p.shape != g.shape:
-                raise ValueError(f"step {index}: gradient shape {g.shape} does not match parameter shape {p.shape}")
-    if evaluator == "oracle":
+    g_all = [_grads_in_format(index, row, p0, fmt) for index, row in enumerate(grads)]
+    if evaluator not in ("oracle", "numpy"):
+        raise ValueError(f"unknown evaluator {evaluator!r}; expected 'oracle' or 'numpy'")
+    if ops is None:
+        ops = OracleOps(fmt) if evaluator == "oracle" else NumpyOps(fmt)
+    if isinstance(ops, OracleOps):
         with mpmath.workdps(dps):
-            return _run(OracleOps(fmt), dialect, hp, p0, g_all, losses)
-    if evaluator == "numpy":
+            steps = _run(ops, dialect, hp, p0, g_all, losses, initial_count)
+    else:
         with np.errstate(all="ignore"):
-            return _run(NumpyOps(fmt), dialect, hp, p0, g_all, losses)
-    raise ValueError(f"unknown evaluator {evaluator!r}; expected 'oracle' or 'numpy'")
+            steps = _run(ops, dialect, hp, p0, g_all, losses, initial_count)
+    return steps if include_initial else steps[1:]
+
+
+def _grads_in_format(index: int, row: Sequence[Any], params: list[np.ndarray], fmt: FloatFormat) -> list[Any]:
+    if len(row) != len(params):
+        raise ValueError(f"step {index}: {len(row)} gradient tensors for {len(params)} parameter tensors")
+    out: list[Any] = []
+    for p, g in zip(params, row, strict=True):
+        if isinstance(g, SparseGrad):
+            values = to_format(g.values, fmt)
+            if p.ndim == 0 or values.shape != (len(g.indices), *p.shape[1:]):
+                raise ValueError(f"step {index}: sparse values of shape {values.shape} do not fit rows of {p.shape}")
+            bad = [i for i in g.indices if not 0 <= i < p.shape[0]]
+            if bad:
+                raise ValueError(f"step {index}: sparse indices {bad} out of range for {p.shape[0]} rows")
+            out.append(SparseGrad(tuple(int(i) for i in g.indices), values))
+            continue
+        dense = to_format(g, fmt)
+        if p.shape != dense.shape:
+            raise ValueError(f"step {index}: gradient shape {dense.shape} does not match parameter shape {p.shape}")
+        out.append(dense)
+    return out
 
 
 def _run(
@@ -98,16 +125,20 @@ def _run(
     dialect: Dialect,
     hp: Any,
     params: list[np.ndarray],
-    grads: list[list[np.ndarray]],
+    grads: list[list[Any]],
     losses: Sequence[float] | None,
+    initial_count: int,
 ) -> list[Step]:
     family = dialect.family
     theta = [ops.array(p) for p in params]
-    state = family.init(ops, hp, dialect.knobs, theta)
-    steps = []
+    state = family.init(ops, hp, dialect.knobs, theta)._replace(count=initial_count)
+    steps = [_read(ops, dialect, theta, state)]
     for index, row in enumerate(grads):
         loss = None if losses is None else float(losses[index])
-        theta, state = family.step(ops, hp, dialect.knobs, state, theta, [ops.array(g) for g in row], loss)
+        if any(isinstance(g, SparseGrad) for g in row):
+            theta, state = sparse_step(family, ops, hp, dialect.knobs, state, theta, row[0])
+        else:
+            theta, state = family.step(ops, hp, dialect.knobs, state, theta, [ops.array(g) for g in row], loss)
         steps.append(_read(ops, dialect, theta, state))
     return steps
 
@@ -127,6 +158,7 @@ def _read(ops: Any, dialect: Dialect, theta: list[Any], state: Any) -> Step:
         state=exact,
         count=state.count,
         error_scale=scales,
+        branches=[np.asarray(b, dtype=np.int8) for b in state.branch] if getattr(state, "branch", ()) else None,
     )
 
 

@@ -1,0 +1,1 @@
+"""The golden vector corpus: which cases exist, how they are encoded, and how they are generated."""
