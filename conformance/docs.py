@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pathlib
 from collections.abc import Callable
+from typing import Any
 
 from reference.describe import dialects_section
 
@@ -13,7 +14,53 @@ __all__ = ["GENERATED", "SCHEMA_VALIDATOR", "render", "schema_validator_source",
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCHEMA_VALIDATOR = pathlib.Path(__file__).with_name("_vector_schema.py")
 
-GENERATED: dict[str, Callable[[], str]] = {"dialects": dialects_section}
+
+def _type_of(spec: dict[str, Any]) -> str:
+    if "$ref" in spec:
+        return f"[{spec['$ref'].rsplit('/', 1)[-1]}](#{spec['$ref'].rsplit('/', 1)[-1].lower()})"
+    if "const" in spec:
+        return f"`{json.dumps(spec['const'])}`"
+    if "enum" in spec:
+        return " \\| ".join(f"`{json.dumps(v)}`" for v in spec["enum"])
+    if "oneOf" in spec:
+        return " or ".join(_type_of(option) for option in spec["oneOf"])
+    kind = spec.get("type", "any")
+    kind = " \\| ".join(kind) if isinstance(kind, list) else kind
+    if kind == "array" and "items" in spec:
+        return f"array of {_type_of(spec['items'])}"
+    if kind == "object" and isinstance(spec.get("additionalProperties"), dict):
+        return f"object of {_type_of(spec['additionalProperties'])}"
+    if "pattern" in spec:
+        return f"{kind} `{spec['pattern'].replace('|', chr(92) + '|')}`"
+    return kind
+
+
+def _object_table(name: str, spec: dict[str, Any]) -> list[str]:
+    lines = [f"#### {name}", ""]
+    if spec.get("description"):
+        lines += [spec["description"], ""]
+    properties = spec.get("properties")
+    if not properties:
+        return [*lines, f"Type: {_type_of(spec)}.", ""]
+    required = set(spec.get("required", ()))
+    lines += ["| Field | Required | Type | Meaning |", "| --- | --- | --- | --- |"]
+    for field_name, field_spec in properties.items():
+        mark = "yes" if field_name in required else "no"
+        meaning = field_spec.get("description", "")
+        lines.append(f"| `{field_name}` | {mark} | {_type_of(field_spec)} | {meaning} |")
+    return [*lines, ""]
+
+
+def vector_format_section(schema_path: pathlib.Path | None = None) -> str:
+    """The vector format, rendered from vectors/schema.json so the two cannot drift."""
+    schema = json.loads((schema_path or ROOT / "vectors" / "schema.json").read_text(encoding="utf-8"))
+    lines = _object_table("file", schema)
+    for name, spec in schema["$defs"].items():
+        lines += _object_table(name, spec)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+GENERATED: dict[str, Callable[[], str]] = {"dialects": dialects_section, "vector-format": vector_format_section}
 
 
 def _markers(name: str) -> tuple[str, str]:

@@ -3,9 +3,11 @@
 import itertools
 import math
 
+import numpy as np
 import pytest
 
 from reference import run
+from reference.sparse import SparseGrad
 
 G = [1, 1, 1, -1, 1, 0, 1, -1, -1, 1]
 E = [10, 9, 8, 8.5, 7, 7, 6, 6.5, 5, 4.5]
@@ -171,3 +173,35 @@ def test_tf_keras_v2_rewrites_zero_epsilon():
     )
     assert thetas[0][0] == pytest.approx(1 - 1.5 / (3 + 1e-7), rel=1e-15)
     assert thetas[0][0] != 0.5
+
+
+def test_sparse_duplicates_summed_or_sequential():
+    # dialects.md E3: indices [1, 1], g = [1, 2], A0 = 0.1, eps = 0, lr = 1, theta = 2.
+    # Summed (torch): g_row = 3, A = 0.1 + 9 = 9.1, theta = 2 - 3/sqrt(9.1); untouched rows keep A0 and theta.
+    # Sequential (raw sparse op, eps 0): A = 1.1 then 5.1, theta = 2 - 1/sqrt(1.1) - 2/sqrt(5.1).
+    rows = SparseGrad((1, 1), np.array([1.0, 2.0]))
+    summed = run(
+        "adagrad/torch", {"lr": 1.0, "initial_accumulator_value": 0.1, "eps": 0.0}, "float64", [[2.0] * 3], [[rows]]
+    )
+    assert summed[0].state["sum"][0].tolist() == [0.1, 9.1, 0.1]
+    assert summed[0].params[0].tolist() == [2.0, pytest.approx(2 - 3 / math.sqrt(9.1), rel=1e-15), 2.0]
+    sequential = run(
+        "adagrad/tf-raw-v2",
+        {"lr": 1.0, "initial_accumulator_value": 0.1, "epsilon": 0.0},
+        "float64",
+        [[2.0] * 3],
+        [[rows]],
+    )
+    assert sequential[0].state["accum"][0].tolist() == [0.1, pytest.approx(5.1, rel=1e-15), 0.1]
+    assert sequential[0].params[0][1] == pytest.approx(2 - 1 / math.sqrt(1.1) - 2 / math.sqrt(5.1), rel=1e-15)
+    assert sequential[0].count == 1
+
+
+def test_decay_reads_the_counter_it_starts_from():
+    # torch lr_decay 0.01 at step 10**6: lr_t = 0.1 / (1 + 0.01 * 10**6) = 0.1 / 10001; A0 0, eps 0, g 3:
+    # theta = 1 - (0.1 / 10001) * 3 / 3.
+    steps = run(
+        "adagrad/torch", {"lr": 0.1, "lr_decay": 0.01, "eps": 0.0}, "float64", [[1.0]], [[[3.0]]], initial_count=10**6
+    )
+    assert steps[0].params[0][0] == pytest.approx(1 - 0.1 / 10001, rel=1e-15)
+    assert steps[0].count == 10**6 + 1

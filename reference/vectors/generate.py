@@ -207,7 +207,8 @@ def _evaluate_all(specs: list[CaseSpec], jobs: int, progress: bool) -> list[dict
             results.append(evaluate(spec))
             bar.update(1)
     else:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        # spawn, not fork: the caller may hold threads (JAX, TF) that a forked child would deadlock on.
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
             results = []
             for record in pool.imap(evaluate, specs, chunksize=4):
                 results.append(record)
