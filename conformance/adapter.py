@@ -1,11 +1,14 @@
 """The adapter protocol: how the runner drives any optimizer implementation.
 
-An adapter makes live optimizers for a dialect; a live optimizer takes gradients and reports its parameters
-and state as NumPy arrays, under the dialect's own slot names.
+An adapter makes live optimizers for the dialects it claims; a live optimizer takes gradients and reports its
+parameters and state as NumPy arrays, under the dialect's own slot names. Methods beyond the core four are needed
+only for the capabilities an adapter declares; a check that needs an undeclared capability is skipped with the
+reason, never failed.
 """
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -17,22 +20,34 @@ __all__ = ["Adapter", "Capabilities", "LiveOptimizer", "StepResult", "drive"]
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What an adapter claims; a case outside its claims is skipped with the reason, never failed."""
+    """What an adapter claims.
+
+    - `set_state`: `LiveOptimizer.set_state` (teacher forcing, and cases whose counter starts late).
+    - `config`: `LiveOptimizer.config` and `Adapter.from_config`.
+    - `serialize`: `LiveOptimizer.save` and `Adapter.load`, through the framework's native format.
+    - `sparse`: `step` accepts `reference.sparse.SparseGrad` entries.
+    - `loss`: `step` uses its `loss` argument (iRprop+).
+    - `replicas`: `LiveOptimizer.step_replicated` aggregates per-replica gradients.
+    """
 
     dialects: tuple[str, ...]
     dtypes: tuple[str, ...] = ("float32", "float64")
     set_state: bool = False
+    config: bool = False
     serialize: bool = False
     sparse: bool = False
     loss: bool = False
     replicas: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: list(v) if isinstance(v, tuple) else v for name, v in self.__dict__.items()}
 
 
 @runtime_checkable
 class LiveOptimizer(Protocol):
     """One optimizer instance over its own copy of the parameters."""
 
-    def step(self, grads: Sequence[np.ndarray], loss: float | None = None) -> None: ...
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None: ...
 
     def params(self) -> list[np.ndarray]: ...
 
@@ -42,6 +57,33 @@ class LiveOptimizer(Protocol):
 
     def count(self) -> int | None:
         """The framework's step counter, or None where it keeps none."""
+        ...
+
+    def gradients(self) -> list[np.ndarray] | None:
+        """The gradients as the framework holds them after the last step (None if it keeps none): the runner
+        compares them with what it passed in, to catch an optimizer that mutates its input."""
+        ...
+
+
+class StatefulOptimizer(LiveOptimizer, Protocol):
+    """The optional methods, each behind a capability."""
+
+    def set_state(
+        self, params: Sequence[np.ndarray], state: Mapping[str, Sequence[np.ndarray]], count: int | None
+    ) -> None:
+        """Overwrite parameters, every slot and the counter (capability `set_state`)."""
+        ...
+
+    def config(self) -> dict[str, Any]:
+        """The framework's own serialisable configuration (capability `config`)."""
+        ...
+
+    def save(self, directory: pathlib.Path) -> None:
+        """Write the optimizer state (and parameters) in the framework's native format (capability `serialize`)."""
+        ...
+
+    def step_replicated(self, per_replica: Sequence[Sequence[np.ndarray]]) -> None:
+        """One step from gradients computed on several replicas (capability `replicas`)."""
         ...
 
 
@@ -55,6 +97,22 @@ class Adapter(Protocol):
         ...
 
 
+class FullAdapter(Adapter, Protocol):
+    def from_config(self, dialect: str, config: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
+        """A fresh optimizer built from `LiveOptimizer.config()` output (capability `config`)."""
+        ...
+
+    def load(
+        self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray], directory: pathlib.Path
+    ) -> LiveOptimizer:
+        """A fresh optimizer whose state (and parameters) come from `save`'s directory (capability `serialize`)."""
+        ...
+
+    def versions(self) -> dict[str, str]:
+        """Framework name -> version, for the report header."""
+        ...
+
+
 @dataclass(frozen=True)
 class StepResult:
     params: list[np.ndarray]
@@ -62,18 +120,26 @@ class StepResult:
     count: int | None
 
 
+def read(optimizer: LiveOptimizer) -> StepResult:
+    return StepResult(optimizer.params(), optimizer.state(), optimizer.count())
+
+
 def drive(
     adapter: Adapter,
     dialect: str,
     hparams: Mapping[str, Any],
     params: Sequence[np.ndarray],
-    grads: Sequence[Sequence[np.ndarray]],
+    grads: Sequence[Sequence[Any]],
     losses: Sequence[float] | None = None,
 ) -> list[StepResult]:
     """Free-running trajectory: create once, then step through `grads`, reading everything after each step."""
     optimizer = adapter.create(dialect, hparams, [np.array(p, copy=True) for p in params])
     results = []
     for index, row in enumerate(grads):
-        optimizer.step([np.array(g, copy=True) for g in row], None if losses is None else float(losses[index]))
-        results.append(StepResult(optimizer.params(), optimizer.state(), optimizer.count()))
+        optimizer.step([_copy(g) for g in row], None if losses is None else float(losses[index]))
+        results.append(read(optimizer))
     return results
+
+
+def _copy(g: Any) -> Any:
+    return np.array(g, copy=True) if isinstance(g, np.ndarray) else g

@@ -111,6 +111,19 @@ def lint(args: argparse.Namespace) -> int:
     return 0
 
 
+def explain(args: argparse.Namespace) -> int:
+    from conformance.corpus import CorpusError
+    from conformance.explain import explain as run_explain
+    from conformance.spec import SpecError
+
+    try:
+        return run_explain(
+            args.tcid, args.impl, args.subject, pathlib.Path(args.vectors) if args.vectors else None, sys.stdout
+        )
+    except (SpecError, CorpusError) as exc:
+        raise UsageError(str(exc)) from None
+
+
 def docs(args: argparse.Namespace) -> int:
     from conformance.docs import SCHEMA_VALIDATOR, render, schema_validator_source, stale_sections
 
@@ -153,6 +166,12 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("lint", help="validate the corpus: schema, manifest hashes, counts, tcIds, flags")
     p.add_argument("--root", help="the corpus folder (default: the project's vectors/)")
     p.set_defaults(func=lint)
+    p = commands.add_parser("explain", help="re-run one corpus case against an implementation, step by step")
+    p.add_argument("tcid", help="the case id, e.g. adagrad/torch-float32-tc0042")
+    p.add_argument("--impl", default=os.environ.get("OPTCONF_IMPL", "reference"), help="as pytest --impl")
+    p.add_argument("--subject", help="which adapter, when the implementation has several")
+    p.add_argument("--vectors", default=os.environ.get("OPTCONF_VECTORS"), help="the corpus folder")
+    p.set_defaults(func=explain)
     p = commands.add_parser("docs", help="regenerate the generated sections of CONFORMANCE.md")
     p.add_argument("--file", default="CONFORMANCE.md")
     p.add_argument("--check", action="store_true", help="exit 1 if a generated section is out of date")

@@ -29,9 +29,16 @@ class CorpusError(Exception):
 
 
 def default_root() -> pathlib.Path:
-    """OPTCONF_VECTORS if set, else the vectors/ folder beside the packages."""
+    """OPTCONF_VECTORS if set; else the checkout's vectors/ folder; else the corpus installed with the wheel."""
     env = os.environ.get("OPTCONF_VECTORS")
-    return pathlib.Path(env) if env else pathlib.Path(__file__).resolve().parents[1] / "vectors"
+    if env:
+        return pathlib.Path(env)
+    checkout = pathlib.Path(__file__).resolve().parents[1] / "vectors"
+    if (checkout / "MANIFEST.json").is_file():
+        return checkout
+    import importlib.resources
+
+    return pathlib.Path(str(importlib.resources.files("optconf_vectors")))
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,51 @@
-"""Distances between floats: ulps along the format's number line, and the error in units of u * S."""
+"""The tolerance model: |got - expected| <= k * u * S + tiny, with k from one table, and exact classes exact.
+
+S is the element's error scale from the corpus (CONFORMANCE.md, "Tolerance"); u and tiny are the compared
+format's unit roundoff and smallest subnormal.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from reference._numerics import FloatFormat
 
-__all__ = ["ordered_bits", "scaled_error", "ulp_distance"]
+__all__ = ["K_TABLE", "Bound", "bound_for", "exact_class_mismatch", "ordered_bits", "scaled_error", "ulp_distance"]
+
+
+@dataclass(frozen=True)
+class Bound:
+    k: float
+    source: str
+
+
+_ADAGRAD_K = Bound(
+    2.0,
+    "measured worst k = 0.98 over torch (single, foreach, fused), optax (eager, jit), tf_keras (both APIs), "
+    "Keras 3 and the TF raw ops in float32/float64; x2 for CPUs whose sqrt/rsqrt round differently",
+)
+_ONE_ROUNDING = Bound(1.0, "each stored value is one rounding of exact inputs; torch Rprop measured bit-exact")
+_COPY = Bound(0.0, "a copy of an input (or 0): exact")
+
+# (family, canonical quantity) -> k, the same for every format: S already scales with the format's u.
+K_TABLE: dict[tuple[str, str], Bound] = {
+    ("adagrad", "params"): _ADAGRAD_K,
+    ("adagrad", "accumulator"): _ADAGRAD_K,
+    ("rprop", "params"): _ONE_ROUNDING,
+    ("rprop", "step_size"): _ONE_ROUNDING,
+    ("rprop", "prev_update"): _ONE_ROUNDING,
+    ("rprop", "prev_grad"): _COPY,
+    ("rprop", "prev_loss"): _COPY,
+}
+
+
+def bound_for(family: str, quantity: str) -> Bound:
+    try:
+        return K_TABLE[family, quantity]
+    except KeyError:
+        raise ValueError(f"no tolerance for {family} {quantity}") from None
 
 
 def ordered_bits(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:
@@ -34,3 +73,13 @@ def scaled_error(got: np.ndarray, expected: np.ndarray, scale: np.ndarray, fmt: 
     same_special = (np.isnan(g) & np.isnan(e)) | (np.isinf(g) & (g == e))
     diff = np.where(same_special, 0.0, np.where(np.isnan(diff), np.inf, diff))
     return diff / (fmt.unit_roundoff * np.asarray(scale, dtype=np.float64) + fmt.smallest_subnormal)
+
+
+def exact_class_mismatch(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Where the special-value class differs: NaN vs not, +inf/-inf, and the sign of a zero."""
+    g = np.asarray(got, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    nan = np.isnan(g) != np.isnan(e)
+    inf = (np.isinf(g) | np.isinf(e)) & ~(np.isnan(g) | np.isnan(e)) & (g != e)
+    zero = (e == 0) & (g == 0) & (np.signbit(g) != np.signbit(e))
+    return nan | inf | zero

@@ -12,7 +12,9 @@ CONFORMANCE.md ("Tolerance") states the rules.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +26,16 @@ from ._numerics import FloatFormat, round_mpf
 __all__ = ["NumpyOps", "Ops", "OracleOps", "Tracked"]
 
 _ZERO = mpmath.mpf(0)
+
+
+# The smallest normal of the format being evaluated. Rounding c in the format errs by at most u*|c| + tiny/2, which
+# in units of u is |c| + 2**emin: the second term is what an intermediate that underflows can lose.
+_UNDERFLOW_FLOOR: ContextVar[mpmath.mpf | int] = ContextVar("underflow_floor", default=0)
+
+
+def _rounding(v: mpmath.mpf) -> mpmath.mpf:
+    """The rounding error bound of one operation whose exact result is v, in units of u."""
+    return abs(v) + _UNDERFLOW_FLOOR.get()
 
 
 def _finite(x: mpmath.mpf) -> bool:
@@ -63,7 +75,7 @@ class Tracked:
     def __add__(self, other: Any) -> Tracked:
         b = _lift(other)
         v = self.v + b.v
-        return Tracked(v, self.e + b.e + abs(v), self.signbit and b.signbit)
+        return Tracked(v, self.e + b.e + _rounding(v), self.signbit and b.signbit)
 
     __radd__ = __add__
 
@@ -82,7 +94,7 @@ class Tracked:
     def __mul__(self, other: Any) -> Tracked:
         b = _lift(other)
         v = self.v * b.v
-        return Tracked(v, self.e * abs(b.v) + b.e * abs(self.v) + abs(v), self.signbit != b.signbit)
+        return Tracked(v, self.e * abs(b.v) + b.e * abs(self.v) + _rounding(v), self.signbit != b.signbit)
 
     __rmul__ = __mul__
 
@@ -95,7 +107,7 @@ class Tracked:
                 return Tracked(mpmath.nan)
             return Tracked(-mpmath.inf if negative else mpmath.inf)
         v = self.v / b.v
-        return Tracked(v, (self.e + b.e * abs(v)) / abs(b.v) + abs(v), negative)
+        return Tracked(v, (self.e + b.e * abs(v)) / abs(b.v) + _rounding(v), negative)
 
     @_defer_to_arrays
     def __rtruediv__(self, other: Any) -> Tracked:
@@ -156,6 +168,15 @@ class OracleOps:
     # within a factor 2 of the underflow threshold. The generator's guard bands read this.
     near_ties: list[str] = field(default_factory=list, compare=False)
 
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Within this block, every operation's error scale includes this format's underflow floor."""
+        token = _UNDERFLOW_FLOOR.set(mpmath.ldexp(mpmath.mpf(1), self.fmt.emin))
+        try:
+            yield
+        finally:
+            _UNDERFLOW_FLOOR.reset(token)
+
     def const(self, value: mpmath.mpf | float) -> Tracked:
         return _lift(value)
 
@@ -171,7 +192,7 @@ class OracleOps:
 
     def _store_one(self, x: Tracked) -> Tracked:
         rounded = round_mpf(x.v, self.fmt)
-        return Tracked(rounded, x.e + abs(rounded), x.signbit)
+        return Tracked(rounded, x.e + _rounding(rounded), x.signbit)
 
     def round_to_format(self, x: Any) -> Any:
         """An explicit rounding that the dialect performs (not an error source: it is part of the spec)."""
@@ -195,7 +216,7 @@ class OracleOps:
         propagated = mpmath.sqrt(x.e / u)
         if v > 0:
             propagated = min(propagated, x.e / (2 * v))
-        return Tracked(v, propagated + v, x.neg)
+        return Tracked(v, propagated + _rounding(v), x.neg)
 
     def sign(self, x: Any) -> Any:
         return _elementwise(_sign_one, x)

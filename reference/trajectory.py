@@ -14,7 +14,7 @@ from ._numerics import FloatFormat, format_of, round_mpf
 from .dialects import Dialect, get
 from .sparse import SparseGrad, sparse_step
 
-__all__ = ["ORACLE_DPS", "Step", "run", "to_format"]
+__all__ = ["ORACLE_DPS", "Step", "observe", "run", "to_format", "with_state"]
 
 ORACLE_DPS = 50
 Evaluator = Literal["oracle", "numpy"]
@@ -91,7 +91,7 @@ def run(
     if ops is None:
         ops = OracleOps(fmt) if evaluator == "oracle" else NumpyOps(fmt)
     if isinstance(ops, OracleOps):
-        with mpmath.workdps(dps):
+        with mpmath.workdps(dps), ops.evaluating():
             steps = _run(ops, dialect, hp, p0, g_all, losses, initial_count)
     else:
         with np.errstate(all="ignore"):
@@ -132,18 +132,19 @@ def _run(
     family = dialect.family
     theta = [ops.array(p) for p in params]
     state = family.init(ops, hp, dialect.knobs, theta)._replace(count=initial_count)
-    steps = [_read(ops, dialect, theta, state)]
+    steps = [observe(ops, dialect, theta, state)]
     for index, row in enumerate(grads):
         loss = None if losses is None else float(losses[index])
         if any(isinstance(g, SparseGrad) for g in row):
             theta, state = sparse_step(family, ops, hp, dialect.knobs, state, theta, row[0])
         else:
             theta, state = family.step(ops, hp, dialect.knobs, state, theta, [ops.array(g) for g in row], loss)
-        steps.append(_read(ops, dialect, theta, state))
+        steps.append(observe(ops, dialect, theta, state))
     return steps
 
 
-def _read(ops: Any, dialect: Dialect, theta: list[Any], state: Any) -> Step:
+def observe(ops: Any, dialect: Dialect, theta: list[Any], state: Any) -> Step:
+    """A family state seen from outside: arrays in the format, under the dialect's slot names."""
     fmt = ops.fmt
     slots: dict[str, list[Any]] = {name: list(getattr(state, canonical)) for canonical, name in dialect.slots.items()}
     if dialect.keeps_loss:
@@ -178,3 +179,17 @@ def _scales(x: Any) -> np.ndarray:
     for index, t in np.ndenumerate(cells):
         out[index] = float(t.e) if isinstance(t, Tracked) else 0.0
     return out
+
+
+def with_state(ops: Any, dialect: Dialect, state: Any, slots: Mapping[str, Sequence[Any]], count: int | None) -> Any:
+    """The inverse of `observe`: a family state whose slots (dialect names) and counter are overwritten."""
+    changes: dict[str, Any] = {}
+    for canonical, name in dialect.slots.items():
+        if name not in slots:
+            raise ValueError(f"{dialect.id} state needs slot {name!r}; got {', '.join(slots) or 'none'}")
+        changes[canonical] = tuple(ops.array(a) for a in slots[name])
+    if dialect.keeps_loss:
+        changes["prev_loss"] = ops.array(slots["prev_loss"][0])
+    if count is not None:
+        changes["count"] = int(count)
+    return state._replace(**changes)

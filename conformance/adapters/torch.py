@@ -4,16 +4,30 @@
 constructed with the dialect's framework keywords (`lr`, `lr_decay`, `etas`, ...), stepped through `p.grad` and
 `optimizer.step()`, and read back from `optimizer.state[p][slot]` under the dialect's slot names (`sum`, `prev`,
 `step_size`) and counter (`step`). torch is imported only when an optimizer is created.
+
+Beyond the core protocol, through torch's own mechanisms:
+
+- `set_state` writes the parameters, `optimizer.state[p][slot]` and `optimizer.state[p]["step"]` in place; where
+  the optimizer has not created its state yet (torch's Rprop does so on the first step), it is created as torch
+  would create it, so the optimizer's lazy initialisation then leaves it alone.
+- `config` is the first param group's hyperparameters (torch has no get_config); `from_config` passes them back
+  to the constructor.
+- `save` is `torch.save(optimizer.state_dict())`; `load` builds a fresh optimizer and `load_state_dict`s it.
+- A `reference.sparse.SparseGrad` becomes a `torch.sparse_coo_tensor` gradient with the same, possibly repeated,
+  row indices (torch coalesces it, summing duplicates). Fused Adagrad refuses sparse gradients, Rprop too.
 """
 
 from __future__ import annotations
 
+import json
+import pathlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import reference
+from reference.sparse import SparseGrad
 
 from ..adapter import Capabilities, LiveOptimizer
 from ._convert import carrier, common_dtype, dtype_name, restore
@@ -32,9 +46,15 @@ FLAVOURS: Mapping[str | None, Mapping[str, bool]] = {
     "fused": {"fused": True},
 }
 
+# Flavours that take row-sparse gradients, where the dialect has them. Measured on torch 2.13 CPU, all four formats:
+# the single-tensor path coalesces and updates the touched rows; foreach hands a step with a sparse gradient to
+# that same single-tensor path; fused raises "`fused` does not support sparse grad or complex param".
+_SPARSE_FLAVOURS = frozenset({None, "single", "foreach"})
+
 # The torch class that is each family's reference subject, by family name.
 _DEFAULT_CLASSES = {"adagrad": "Adagrad", "rprop": "Rprop"}
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
+STATE_FILE = "optimizer.pt"
 
 
 def _torch() -> Any:
@@ -70,6 +90,47 @@ def _constructor_value(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+def _json_value(name: str, value: Any) -> Any:
+    """A param group entry as JSON: tuples become lists, a one-element tensor (a tensor lr) its Python number."""
+    torch = _torch()
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"hyperparameter {name!r} is a tensor of {value.numel()} elements")
+        return value.item()
+    if isinstance(value, tuple | list):
+        return [_json_value(name, v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"hyperparameter {name!r} = {value!r} ({type(value).__name__}) is not JSON-serialisable")
+
+
+def _scalar_dtype(fused: bool) -> Any:
+    """The dtype torch gives `state["step"]`: torch.optim.optimizer._get_scalar_dtype, without the private import."""
+    torch = _torch()
+    if fused:
+        return torch.float32
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _new_step(group: Mapping[str, Any], tensor: Any) -> Any:
+    """A zero counter as torch's Adagrad and Rprop create it: a 0-d float tensor on the CPU, or on the parameter's
+    device for the fused and capturable paths."""
+    torch = _torch()
+    fused = bool(group.get("fused"))
+    on_device = fused or bool(group.get("capturable"))
+    return torch.zeros((), dtype=_scalar_dtype(fused), device=tensor.device if on_device else None)
+
+
+def _sparse_tensor(grad: SparseGrad, like: Any, fmt: reference.FloatFormat) -> Any:
+    """A COO gradient for rows `grad.indices` (repeats kept: torch coalesces them itself), values in the format."""
+    torch = _torch()
+    values = np.asarray(grad.values).astype(fmt.np_dtype)
+    if like.dim() == 0 or values.shape != (len(grad.indices), *like.shape[1:]):
+        raise ValueError(f"sparse values of shape {values.shape} do not fit rows of {tuple(like.shape)}")
+    indices = torch.tensor([list(grad.indices)], dtype=torch.int64).reshape(1, len(grad.indices))
+    return torch.sparse_coo_tensor(indices, to_tensor(values), tuple(like.shape), check_invariants=True)
+
+
 class TorchLive:
     """One torch optimizer over its own tensors, seen through the dialect's slot and counter names."""
 
@@ -79,12 +140,31 @@ class TorchLive:
         self._dialect = dialect
         self._format = reference.format_of(dtype)
 
-    def step(self, grads: Sequence[np.ndarray], loss: float | None = None) -> None:
+    @property
+    def optimizer(self) -> Any:
+        return self._optimizer
+
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
+        torch = _torch()
         if len(grads) != len(self._tensors):
             raise ValueError(f"{len(grads)} gradient tensors for {len(self._tensors)} parameter tensors")
+        sparse = False
         for tensor, grad in zip(self._tensors, grads, strict=True):
-            # Gradients take the parameters' format, rounded by NumPy (exact to nearest, bfloat16 included).
-            tensor.grad = to_tensor(np.asarray(grad).astype(self._format.np_dtype))
+            if isinstance(grad, SparseGrad):
+                tensor.grad = _sparse_tensor(grad, tensor, self._format)
+                sparse = True
+            else:
+                # Gradients take the parameters' format, rounded by NumPy (exact to nearest, bfloat16 included).
+                tensor.grad = to_tensor(np.asarray(grad).astype(self._format.np_dtype))
+        if sparse:
+            # Checked sparse tensors, explicitly: torch's own Adagrad builds unchecked ones, and an unset policy
+            # warns on each (a UserWarning about memory errors), where a checked build raises instead.
+            with torch.sparse.check_sparse_tensor_invariants(enable=True):
+                self._step(loss)
+        else:
+            self._step(loss)
+
+    def _step(self, loss: float | None) -> None:
         if loss is None:
             self._optimizer.step()
         else:  # torch passes the loss through a closure; iRprop+-style optimizers read it there
@@ -109,9 +189,94 @@ class TorchLive:
         counter = self._optimizer.state.get(self._tensors[0], {}).get(name)
         return 0 if counter is None else int(_torch().as_tensor(counter).item())
 
+    def gradients(self) -> list[Any] | None:
+        """Each tensor's `.grad` after the step: an array in the parameters' format, or for a sparse gradient a
+        `SparseGrad` of its indices and values as torch holds them (uncoalesced, unless the optimizer coalesced
+        `p.grad` itself). None where the optimizer dropped a gradient (`p.grad = None`)."""
+        grads = [t.grad for t in self._tensors]
+        if any(g is None for g in grads):
+            return None
+        out: list[Any] = []
+        for grad in grads:
+            if grad.is_sparse:
+                indices = tuple(int(i) for i in grad._indices()[0].tolist())
+                out.append(SparseGrad(indices, to_numpy(grad._values(), self._format.name)))
+            else:
+                out.append(to_numpy(grad, self._format.name))
+        return out
+
+    def set_state(
+        self, params: Sequence[np.ndarray], state: Mapping[str, Sequence[np.ndarray]], count: int | None
+    ) -> None:
+        """Overwrite the parameters, every dialect slot and the counter, in place where torch already holds them.
+
+        State the optimizer has not created yet is created as torch creates it: each slot like the parameter,
+        `step` as a 0-d float32 tensor (float64 under a float64 default dtype; on the parameter's device for the
+        fused and capturable paths). A counter that this `step` cannot hold exactly is refused.
+        """
+        torch = _torch()
+        if len(params) != len(self._tensors):
+            raise ValueError(f"{len(params)} parameter arrays for {len(self._tensors)} parameter tensors")
+        missing = [name for name in self._dialect.slots.values() if name not in state]
+        if missing:
+            raise ValueError(f"{self._dialect.id} state needs slots {missing}; got {sorted(state)}")
+        for name in self._dialect.slots.values():
+            if len(state[name]) != len(self._tensors):
+                raise ValueError(f"slot {name!r}: {len(state[name])} arrays for {len(self._tensors)} tensors")
+        group = self._optimizer.param_groups[0]
+        counter = self._dialect.counter
+        with torch.no_grad():
+            for index, tensor in enumerate(self._tensors):
+                _copy_into(tensor, params[index], "parameter")
+                held = self._optimizer.state[tensor]
+                for name in self._dialect.slots.values():
+                    value = state[name][index]
+                    if name in held and isinstance(held[name], torch.Tensor):
+                        _copy_into(held[name], value, f"slot {name!r}")
+                    else:
+                        held[name] = to_tensor(np.asarray(value)).to(device=tensor.device, dtype=tensor.dtype)
+                if counter is None:
+                    continue
+                if counter not in held:
+                    held[counter] = _new_step(group, tensor)
+                if count is not None:
+                    held[counter] = _with_count(held[counter], count)
+
+    def config(self) -> dict[str, Any]:
+        """The first param group's hyperparameters, everything but "params", as JSON values."""
+        group = self._optimizer.param_groups[0]
+        config = {name: _json_value(name, value) for name, value in group.items() if name != "params"}
+        json.dumps(config, allow_nan=True)  # anything that slipped through fails here, not in the runner
+        return config
+
+    def save(self, directory: pathlib.Path) -> None:
+        _torch().save(self._optimizer.state_dict(), pathlib.Path(directory) / STATE_FILE)
+
+
+def _copy_into(target: Any, value: np.ndarray, what: str) -> None:
+    source = to_tensor(np.asarray(value))
+    if tuple(source.shape) != tuple(target.shape):
+        raise ValueError(f"{what}: shape {tuple(source.shape)} does not match {tuple(target.shape)}")
+    target.copy_(source)  # same format: the cast to the target's dtype is exact
+
+
+def _with_count(step: Any, count: int) -> Any:
+    """`step` holding `count`, in its own type (a tensor keeps its dtype and device, and is written in place)."""
+    torch = _torch()
+    if isinstance(step, torch.Tensor):
+        step.fill_(float(count))
+        if step.item() != count:
+            raise ValueError(f"torch's {step.dtype} step counter cannot hold {count} exactly (got {step.item()!r})")
+        return step
+    return type(step)(count)  # an older-style optimizer that keeps a Python number
+
 
 class TorchAdapter:
-    """Drives a torch optimizer class as an implementation of one dialect."""
+    """Drives a torch optimizer class as an implementation of one dialect.
+
+    `sparse` overrides whether row-sparse gradients are claimed (default: where the dialect has them and the
+    flavour is not fused, as for torch.optim.Adagrad).
+    """
 
     def __init__(
         self,
@@ -120,6 +285,7 @@ class TorchAdapter:
         dialect: str,
         flavour: str | None = None,
         name: str | None = None,
+        sparse: bool | None = None,
         **fixed_kwargs: Any,
     ) -> None:
         if flavour not in FLAVOURS:
@@ -134,19 +300,56 @@ class TorchAdapter:
             class_name = f"{optimizer_class.__module__}.{optimizer_class.__qualname__}"
         self.name = name or class_name + (f"[{flavour}]" if flavour else "")
         dtypes = tuple(d for d in _DTYPES if d in self.dialect.dtypes)
-        self.capabilities = Capabilities(dialects=(self.dialect.id,), dtypes=dtypes, loss=self.dialect.needs_loss)
+        if sparse is None:
+            dialect_sparse = getattr(self.dialect.knobs, "sparse", None) is not None
+            sparse = dialect_sparse and flavour in _SPARSE_FLAVOURS and not self._fixed_kwargs.get("fused")
+        self.capabilities = Capabilities(
+            dialects=(self.dialect.id,),
+            dtypes=dtypes,
+            set_state=True,
+            config=True,
+            serialize=True,
+            sparse=sparse,
+            loss=self.dialect.needs_loss,
+        )
 
     @property
     def optimizer_class(self) -> type:
         return self._optimizer_class or getattr(_torch().optim, _default_class_name(self.dialect))
 
-    def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
+    def _check(self, dialect: str) -> None:
         if dialect != self.dialect.id:
             raise ValueError(f"{self.name} implements {self.dialect.id}, not {dialect}")
+
+    def _build(self, kwargs: Mapping[str, Any], params: Sequence[np.ndarray]) -> TorchLive:
         dtype = common_dtype(params)
         tensors = [to_tensor(np.asarray(p)).requires_grad_(True) for p in params]
-        kwargs = {k: _constructor_value(v) for k, v in hparams.items()} | self._fixed_kwargs
         return TorchLive(self.optimizer_class(tensors, **kwargs), tensors, self.dialect, dtype)
+
+    def _kwargs(self, hparams: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: _constructor_value(v) for k, v in hparams.items()} | self._fixed_kwargs
+
+    def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
+        self._check(dialect)
+        return self._build(self._kwargs(hparams), params)
+
+    def from_config(self, dialect: str, config: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
+        """The class constructed with `config` (a `TorchLive.config()`); the flavour's keywords only fill gaps."""
+        self._check(dialect)
+        return self._build(self._fixed_kwargs | {k: _constructor_value(v) for k, v in config.items()}, params)
+
+    def load(
+        self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray], directory: pathlib.Path
+    ) -> LiveOptimizer:
+        """Fresh tensors holding `params`, a fresh optimizer with `hparams`, then torch's own `load_state_dict`."""
+        self._check(dialect)
+        live = self._build(self._kwargs(hparams), params)
+        saved = _torch().load(pathlib.Path(directory) / STATE_FILE, weights_only=True)
+        live.optimizer.load_state_dict(saved)
+        return live
+
+    def versions(self) -> dict[str, str]:
+        return {"torch": str(_torch().__version__)}
 
     def __repr__(self) -> str:
         return f"TorchAdapter({self.name!r}, dialect={self.dialect.id!r})"

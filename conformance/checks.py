@@ -1,0 +1,447 @@
+"""The checks: drive an adapter through a case and compare with the corpus, step by step.
+
+Each check raises `CheckFailure` naming the first divergence: the step, the quantity and element, expected and
+got in hex and decimal, the ulp distance, the bound and its source, and the branch the reference took.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import reference
+from reference._numerics import FloatFormat, bits_to_hex, decimal_string, format_of
+
+from .adapter import Adapter, LiveOptimizer, StepResult, read
+from .corpus import Case, ExpectedStep
+from .tolerance import Bound, bound_for, exact_class_mismatch, scaled_error, ulp_distance
+
+__all__ = [
+    "CHECKS",
+    "CheckFailure",
+    "CheckSkip",
+    "Outcome",
+    "invalid_settings",
+]
+
+BRANCH_NAMES = {1: "grow (m > 0)", -1: "shrink (m < 0)", 0: "keep (m = 0)"}
+
+
+class CheckFailure(AssertionError):
+    """A check found a divergence; str() is the full diagnosis."""
+
+
+class CheckSkip(Exception):
+    """The case needs a capability the adapter does not declare (the message is the reason)."""
+
+
+@dataclass
+class Outcome:
+    """What a passing or failing check measured, for the evidence report."""
+
+    worst_ulp: int = 0
+    first_divergence: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Context:
+    adapter: Adapter
+    case: Case
+    repro: str
+    k_override: float | None = None
+
+    @property
+    def dialect(self) -> reference.Dialect:
+        return reference.get(self.case.dialect)
+
+    @property
+    def fmt(self) -> FloatFormat:
+        return format_of(self.case.dtype)
+
+    def bound(self, quantity: str) -> Bound:
+        canonical = {name: c for c, name in self.dialect.slots.items()}.get(quantity, quantity)
+        if self.k_override is not None:
+            return Bound(self.k_override, "a tolerance override in the implementer's manifest")
+        return bound_for(self.dialect.family.name, canonical)
+
+    def fail(self, message: str, outcome: Outcome) -> CheckFailure:
+        outcome.first_divergence = message
+        return CheckFailure(f"{self.case.test_id}: {message}\n  repro: {self.repro}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Comparison
+
+
+def _quantities(result: StepResult | ExpectedStep) -> Iterator[tuple[str, list[np.ndarray]]]:
+    yield "params", result.params
+    yield from result.state.items()
+
+
+def _value_text(x: Any, fmt: FloatFormat) -> str:
+    return f"{bits_to_hex(x, fmt)} ({decimal_string(x, 21)})"
+
+
+def compare(ctx: Context, step: int, got: StepResult, want: ExpectedStep, outcome: Outcome) -> None:
+    """Structure, counter and every value of one step; raises on the first divergence."""
+    fmt = ctx.fmt
+    missing = sorted(set(want.state) - set(got.state))
+    extra = sorted(set(got.state) - set(want.state))
+    if missing or extra:
+        raise ctx.fail(f"step {step}: state slots {sorted(got.state)}, but should be {sorted(want.state)}", outcome)
+    for quantity, wanted in _quantities(want):
+        gotten = got.params if quantity == "params" else got.state[quantity]
+        if len(gotten) != len(wanted):
+            raise ctx.fail(f"step {step}: {len(gotten)} {quantity} tensors, but should be {len(wanted)}", outcome)
+        for tensor, (g, w) in enumerate(zip(gotten, wanted, strict=True)):
+            g = np.asarray(g)
+            where = f"{quantity}[{tensor}] at step {step}"
+            if g.dtype != fmt.np_dtype or g.shape != w.shape:
+                raise ctx.fail(f"{where} is {g.dtype}{list(g.shape)}, but should be {w.dtype}{list(w.shape)}", outcome)
+            scales = (want.scales.get(quantity) or [np.zeros(w.shape)])[tensor]
+            _compare_values(ctx, where, step, tensor, g, w, scales, ctx.bound(quantity), want, outcome)
+    if ctx.dialect.counter is not None and got.count != want.count:
+        raise ctx.fail(
+            f"counter `{ctx.dialect.counter}` after step {step} = {got.count}, but should be {want.count}", outcome
+        )
+
+
+def _compare_values(
+    ctx: Context,
+    where: str,
+    step: int,
+    tensor: int,
+    got: np.ndarray,
+    want: np.ndarray,
+    scale: np.ndarray,
+    bound: Bound,
+    expected: ExpectedStep,
+    outcome: Outcome,
+) -> None:
+    fmt = ctx.fmt
+    if got.size == 0:
+        return
+    klass = exact_class_mismatch(got, want)
+    k_needed = scaled_error(got, want, scale, fmt)
+    ulps = ulp_distance(got, want, fmt)
+    finite = np.isfinite(want.astype(np.float64))
+    if finite.any():
+        outcome.worst_ulp = max(outcome.worst_ulp, int(np.where(finite, ulps, 0).max()))
+    bad = klass | (k_needed > bound.k)
+    if not bad.any():
+        return
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    g, w, s = got[index], want[index], float(scale[index])
+    allowed = bound.k * fmt.unit_roundoff * s + fmt.smallest_subnormal
+    detail = (
+        "the special-value class differs (NaN, inf and the sign of zero are exact)"
+        if klass[index]
+        else f"{ulps[index]} ulp; |error| = {abs(float(g) - float(w)):.3g} > {bound.k:g}·u·S + tiny = {allowed:.3g} "
+        f"(S = {s:.5g}; k = {bound.k:g}: {bound.source})"
+    )
+    message = f"{where}, element {list(index)}: got {_value_text(g, fmt)}, expected {_value_text(w, fmt)}; {detail}"
+    branches = expected.branches
+    if branches is not None and tensor < len(branches) and branches[tensor].size:
+        branch = int(branches[tensor].reshape(want.shape)[index])
+        message += f"; the reference took the {BRANCH_NAMES[branch]} branch"
+    raise ctx.fail(message, outcome)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Driving
+
+
+def _needs(ctx: Context, capability: str, why: str) -> None:
+    if not getattr(ctx.adapter.capabilities, capability):
+        raise CheckSkip(f"{ctx.adapter.name} does not declare capability '{capability}', which {why}")
+
+
+def _grads_supported(ctx: Context) -> None:
+    if any(not isinstance(g, np.ndarray) for row in ctx.case.grads for g in row):
+        _needs(ctx, "sparse", "this case's row-sparse gradients need")
+    if ctx.case.losses is not None:
+        _needs(ctx, "loss", "this case's losses need")
+
+
+def _create(ctx: Context) -> LiveOptimizer:
+    """A fresh optimizer in the case's initial state (set explicitly when the counter starts late)."""
+    case = ctx.case
+    optimizer = ctx.adapter.create(case.dialect, case.hparams, [p.copy() for p in case.initial_params])
+    count, slots = case.initial_state
+    if count:
+        _needs(ctx, "set_state", f"starting the counter at {count} needs")
+        optimizer.set_state([p.copy() for p in case.initial_params], slots, count)  # type: ignore[attr-defined]
+    return optimizer
+
+
+def _loss(case: Case, step: int) -> float | None:
+    return None if case.losses is None else case.losses[step]
+
+
+def _copies(row: Sequence[Any]) -> list[Any]:
+    return [g.copy() if isinstance(g, np.ndarray) else g for g in row]
+
+
+def free_run(ctx: Context, steps: int | None = None, optimizer: LiveOptimizer | None = None) -> list[StepResult]:
+    _grads_supported(ctx)
+    optimizer = optimizer or _create(ctx)
+    results = []
+    for t, row in enumerate(ctx.case.grads[:steps]):
+        optimizer.step(_copies(row), _loss(ctx.case, t))
+        results.append(read(optimizer))
+    return results
+
+
+def _free(ctx: Context, cache: dict[str, Any]) -> list[StepResult]:
+    """The free-running trajectory, computed once per (adapter, case) and shared by the checks that read it."""
+    if "free" not in cache:
+        cache["free"] = free_run(ctx)
+    return cache["free"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The checks
+
+
+def check_trajectory(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
+    """Free-running: params and every slot at every step, within the tolerance; the counter exact."""
+    results = _free(ctx, cache)
+    for step, (got, want) in enumerate(zip(results, ctx.case.expected, strict=True), start=1):
+        compare(ctx, step, got, want, outcome)
+
+
+def check_teacher_forced(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
+    """From the expected state at step t, one step must give the expected state at t + 1, for every t."""
+    _needs(ctx, "set_state", "teacher forcing needs")
+    _grads_supported(ctx)
+    case = ctx.case
+    optimizer = ctx.adapter.create(case.dialect, case.hparams, [p.copy() for p in case.initial_params])
+    count, slots = case.initial_state
+    states = [(case.initial_params, slots, count), *[(e.params, e.state, e.count) for e in case.expected[:-1]]]
+    for t, (params, state, counter) in enumerate(states):
+        optimizer.set_state([p.copy() for p in params], state, counter)  # type: ignore[attr-defined]
+        optimizer.step(_copies(case.grads[t]), _loss(case, t))
+        compare(ctx, t + 1, read(optimizer), case.expected[t], outcome)
+
+
+def check_counter_and_slots(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
+    """The counter is exact at every step; slot names, shapes and dtypes are the dialect's."""
+    results = _free(ctx, cache)
+    fmt = ctx.fmt
+    for step, (got, want) in enumerate(zip(results, ctx.case.expected, strict=True), start=1):
+        if ctx.dialect.counter is not None and got.count != want.count:
+            raise ctx.fail(
+                f"counter `{ctx.dialect.counter}` after step {step} = {got.count}, but should be {want.count}", outcome
+            )
+        if sorted(got.state) != sorted(want.state):
+            raise ctx.fail(
+                f"step {step}: state slots {sorted(got.state)}, but the dialect's are {sorted(want.state)}", outcome
+            )
+        for quantity, wanted in _quantities(want):
+            gotten = got.params if quantity == "params" else got.state[quantity]
+            shapes = [(np.asarray(g).dtype, np.shape(g)) for g in gotten]
+            expected = [(fmt.np_dtype, w.shape) for w in wanted]
+            if shapes != expected:
+                raise ctx.fail(
+                    f"{quantity} at step {step} has dtypes/shapes {shapes}, but should be {expected}", outcome
+                )
+
+
+def check_config_round_trip(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
+    """get_config -> from_config keeps the configuration and behaves bit-identically."""
+    _needs(ctx, "config", "the config round trip needs")
+    _grads_supported(ctx)
+    case = ctx.case
+    original = _create(ctx)
+    config = original.config()  # type: ignore[attr-defined]
+    rebuilt = ctx.adapter.from_config(case.dialect, config, [p.copy() for p in case.initial_params])  # type: ignore[attr-defined]
+    count, slots = case.initial_state
+    if count:
+        rebuilt.set_state([p.copy() for p in case.initial_params], slots, count)  # type: ignore[attr-defined]
+    again = rebuilt.config()  # type: ignore[attr-defined]
+    if again != config:
+        changed = sorted(k for k in set(config) | set(again) if config.get(k) != again.get(k))
+        raise ctx.fail(
+            f"from_config(get_config()) changed the configuration: {', '.join(changed)} "
+            f"({ {k: config.get(k) for k in changed} } -> { {k: again.get(k) for k in changed} })",
+            outcome,
+        )
+    _bit_identical(
+        ctx, free_run(ctx, optimizer=original), free_run(ctx, optimizer=rebuilt), "the rebuilt optimizer", outcome
+    )
+
+
+def check_checkpoint(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
+    """Save after step k, load into a fresh optimizer, continue: bit-identical to the uninterrupted run."""
+    _needs(ctx, "serialize", "save/load needs")
+    case = ctx.case
+    k = case.checkpoint
+    if k is None:
+        raise CheckSkip("the case has no checkpoint step")
+    uninterrupted = _free(ctx, cache)
+    first = _create(ctx)
+    before = free_run(ctx, steps=k, optimizer=first)
+    with tempfile.TemporaryDirectory(prefix="optconf-") as folder:
+        first.save(pathlib.Path(folder))  # type: ignore[attr-defined]
+        resumed = ctx.adapter.load(case.dialect, case.hparams, before[-1].params, pathlib.Path(folder))  # type: ignore[attr-defined]
+    loaded = read(resumed)
+    _bit_identical(ctx, [before[-1]], [loaded], f"the optimizer loaded after step {k}", outcome, first_step=k)
+    after = []
+    for t in range(k, len(case.grads)):
+        resumed.step(_copies(case.grads[t]), _loss(case, t))
+        after.append(read(resumed))
+    _bit_identical(ctx, uninterrupted[k:], after, f"the run resumed after step {k}", outcome, first_step=k + 1)
+
+
+def _bit_identical(
+    ctx: Context,
+    reference_run: list[StepResult],
+    other: list[StepResult],
+    what: str,
+    outcome: Outcome,
+    first_step: int = 1,
+) -> None:
+    for step, (a, b) in enumerate(zip(reference_run, other, strict=True), start=first_step):
+        if a.count != b.count:
+            raise ctx.fail(
+                f"{what}: counter {b.count} at step {step}, but the uninterrupted run has {a.count}", outcome
+            )
+        if sorted(a.state) != sorted(b.state):
+            raise ctx.fail(f"{what}: slots {sorted(b.state)} at step {step}, but {sorted(a.state)} before", outcome)
+        for quantity, arrays in _quantities(a):
+            others = b.params if quantity == "params" else b.state[quantity]
+            for tensor, (x, y) in enumerate(zip(arrays, others, strict=True)):
+                x, y = np.asarray(x), np.asarray(y)
+                if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
+                    raise ctx.fail(
+                        f"{what} differs from the uninterrupted run in {quantity}[{tensor}] at step {step}: "
+                        f"{_first_bits(x, y, ctx.fmt)}",
+                        outcome,
+                    )
+
+
+def _first_bits(x: np.ndarray, y: np.ndarray, fmt: FloatFormat) -> str:
+    if x.shape != y.shape or x.dtype != y.dtype:
+        return f"{x.dtype}{list(x.shape)} vs {y.dtype}{list(y.shape)}"
+    index = tuple(int(i) for i in np.argwhere(x.view(fmt.uint_dtype) != y.view(fmt.uint_dtype))[0])
+    return f"element {list(index)}: {_value_text(y[index], fmt)} instead of {_value_text(x[index], fmt)}"
+
+
+def check_inputs_not_mutated(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
+    """The gradients handed to the optimizer (and its own copy of them) are unchanged by every step."""
+    _grads_supported(ctx)
+    case = ctx.case
+    optimizer = _create(ctx)
+    for t, row in enumerate(case.grads):
+        given = _copies(row)
+        optimizer.step(given, _loss(case, t))
+        for tensor, (before, after) in enumerate(zip(row, given, strict=True)):
+            if isinstance(before, np.ndarray) and before.tobytes() != np.asarray(after).tobytes():
+                raise ctx.fail(f"step {t + 1} changed the gradient array passed in for tensor {tensor}", outcome)
+        held = optimizer.gradients()
+        dense = [g for g in row if isinstance(g, np.ndarray)]
+        if held is not None and len(held) == len(dense):
+            for tensor, (before, after) in enumerate(zip(dense, held, strict=True)):
+                after = np.asarray(after, dtype=before.dtype)
+                if before.tobytes() != after.tobytes():
+                    raise ctx.fail(
+                        f"step {t + 1} mutated the gradient of tensor {tensor}: {_first_bits(before, after, ctx.fmt)}",
+                        outcome,
+                    )
+
+
+def check_replicas(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
+    """Two replicas holding halves of each gradient aggregate to the case's gradient (summed)."""
+    _needs(ctx, "replicas", "replica aggregation needs")
+    _grads_supported(ctx)
+    case = ctx.case
+    if any(not isinstance(g, np.ndarray) for row in case.grads for g in row) or case.losses is not None:
+        raise CheckSkip("replica aggregation is checked on dense cases without losses")
+    optimizer = _create(ctx)
+    for t, row in enumerate(case.grads):
+        halves = [_halve(g) for g in row]
+        optimizer.step_replicated([[h[0] for h in halves], [h[1] for h in halves]])  # type: ignore[attr-defined]
+        compare(ctx, t + 1, read(optimizer), case.expected[t], outcome)
+
+
+def _halve(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """g = a + b exactly: a is g rounded to half (exact unless subnormal) and b = g - a (exact by Sterbenz)."""
+    a = (g.astype(np.float64) / 2).astype(g.dtype)
+    b = (g.astype(np.float64) - a.astype(np.float64)).astype(g.dtype)
+    return a, b
+
+
+CHECKS: dict[str, Callable[[Context, Outcome, dict[str, Any]], None]] = {
+    "trajectory": check_trajectory,
+    "teacher_forced": check_teacher_forced,
+    "counter_and_slots": check_counter_and_slots,
+    "config_round_trip": check_config_round_trip,
+    "checkpoint": check_checkpoint,
+    "inputs_not_mutated": check_inputs_not_mutated,
+    "replicas": check_replicas,
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Invalid hyperparameters
+
+_INVALID = {
+    "adagrad": [
+        ("lr", -0.1),
+        ("eps", -1e-3),
+        ("initial_accumulator", -1.0),
+        ("decay", -0.5),
+        ("weight_decay", -0.1),
+        ("clipnorm", -1.0),
+        ("clipvalue", -1.0),
+        ("global_clipnorm", -1.0),
+    ],
+    "rprop": [("lr", -0.1), ("eta_minus", 1.5), ("eta_plus", 0.5), ("step_min", 2.0)],
+}
+
+
+def invalid_settings(dialect: reference.Dialect) -> list[tuple[str, dict[str, Any]]]:
+    """(label, framework hparams) that the dialect refuses: each one setting out of its range."""
+    out = []
+    candidates = list(_INVALID[dialect.family.name])
+    if getattr(dialect.knobs, "initial_accumulator_positive", False):
+        candidates.append(("initial_accumulator", 0.0))
+    for canonical, value in candidates:
+        setting = {canonical: value} | ({"step_max": 1.0} if canonical == "step_min" else {})
+        exposed = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
+        if not set(setting) <= exposed:
+            continue
+        hparams = dialect.framework_hparams(setting)
+        try:
+            dialect.hparams(hparams)
+        except ValueError:
+            label = ",".join(f"{k}={v}" for k, v in hparams.items())
+            out.append((label, hparams))
+    return out
+
+
+def check_invalid_hparams(
+    adapter: Adapter, dialect: reference.Dialect, dtype: str, hparams: dict[str, Any], repro: str
+) -> str:
+    """Creating (or first stepping) the optimizer with out-of-range hyperparameters must raise."""
+    params = [np.ones((2,), dtype=format_of(dtype).np_dtype)]
+    expected = ""
+    try:
+        dialect.hparams(hparams)
+    except ValueError as exc:
+        expected = str(exc)
+    try:
+        optimizer = adapter.create(dialect.id, hparams, params)
+        optimizer.step([np.full((2,), 0.5, dtype=params[0].dtype)])
+    except Exception as exc:  # any clear refusal counts; the message is recorded
+        return f"{type(exc).__name__}: {exc}"
+    raise CheckFailure(
+        f"{adapter.name} accepted {hparams} for {dialect.id} and stepped; the dialect refuses it "
+        f"({expected})\n  repro: {repro}"
+    )

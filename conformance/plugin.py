@@ -1,0 +1,153 @@
+"""The pytest plugin (entry point `pytest11: optconf`): options, header, collection, manifest marks, reports.
+
+Wiring only: no framework is imported here; adapters load when `--impl` resolves.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+import pytest
+
+from . import report
+from .corpus import CorpusError
+from .manifest import ManifestError
+from .session import Item, OptconfSession, Settings
+from .spec import SpecError
+
+SESSION_KEY = pytest.StashKey[OptconfSession | None]()
+ITEM_KEY = pytest.StashKey[Item]()
+K_KEY = pytest.StashKey[float]()
+PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
+
+# name, environment variable, argparse keywords: the options, documented in CONFORMANCE.md from this table.
+OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
+    (
+        "--impl",
+        "OPTCONF_IMPL",
+        {
+            "metavar": "SPEC",
+            "help": "the implementation: a built-in name (reference, torch, "
+            "keras, tf_keras, optax, tf_raw), module, module:attr, or a .py file",
+        },
+    ),
+    (
+        "--manifest",
+        "OPTCONF_MANIFEST",
+        {"metavar": "FILE", "help": "a TOML known-failure manifest (xfail, skip, tolerance overrides)"},
+    ),
+    ("--strict-manifest", None, {"action": "store_true", "help": "a manifest entry that matches nothing is an error"}),
+    (
+        "--no-default-manifest",
+        None,
+        {"action": "store_true", "help": "do not apply the built-in adapters' own known-failure manifests"},
+    ),
+    (
+        "--optconf-level",
+        "OPTCONF_LEVEL",
+        {"metavar": "N", "type": int, "choices": (1, 2), "help": "1: the release gate (default); 2: the full grid"},
+    ),
+    ("--optconf-json", "OPTCONF_JSON", {"metavar": "FILE", "help": "write the JSON evidence report here"}),
+    ("--vectors", "OPTCONF_VECTORS", {"metavar": "DIR", "help": "use this corpus instead of the installed one"}),
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("optconf", "optimizer conformance (optconf)")
+    for name, env, kwargs in OPTIONS:
+        help_text = kwargs["help"] + (f" [env {env}]" if env else "")
+        group.addoption(name, dest=name.lstrip("-").replace("-", "_"), **(kwargs | {"help": help_text}))
+
+
+def option(config: pytest.Config, name: str) -> Any:
+    for flag, env, _ in OPTIONS:
+        if flag == name:
+            value = config.getoption(name.lstrip("-").replace("-", "_"))
+            if value in (None, False) and env and os.environ.get(env):
+                return os.environ[env]
+            return value
+    raise KeyError(name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "optconf: a conformance check generated from the golden vectors")
+    impl = option(config, "--impl")
+    if not impl:
+        config.stash[SESSION_KEY] = None
+        return
+    manifest = option(config, "--manifest")
+    vectors = option(config, "--vectors")
+    settings = Settings(
+        impl=impl,
+        manifest=pathlib.Path(manifest) if manifest else None,
+        strict_manifest=bool(config.getoption("strict_manifest")),
+        level=int(option(config, "--optconf-level") or 1),
+        vectors=pathlib.Path(vectors) if vectors else None,
+        default_manifests=not config.getoption("no_default_manifest"),
+    )
+    try:
+        session = OptconfSession.start(settings)
+    except (SpecError, CorpusError, ManifestError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = session
+    stale = report.stale_entries(session)
+    if stale and settings.strict_manifest:
+        raise pytest.UsageError(
+            "--strict-manifest: entries that match nothing: " + "; ".join(e.describe() for e in stale)
+        )
+    json_path = option(config, "--optconf-json")
+    config.pluginmanager.register(
+        report.Evidence(session, pathlib.Path(json_path) if json_path else None), "optconf-evidence"
+    )
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        # `pytest --impl=...` with no paths runs the conformance checks, not the project's own tests.
+        config.args = [str(PACKAGE_DIR / "test_conformance.py")]
+
+
+def session_of(config: pytest.Config) -> OptconfSession:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        raise pytest.UsageError("the optconf conformance checks need an implementation: --impl=SPEC or OPTCONF_IMPL")
+    return session
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = config.stash.get(SESSION_KEY, None)
+    return session.header() if session else []
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "optconf_item" not in metafunc.fixturenames:
+        return
+    session = session_of(metafunc.config)
+    check = metafunc.function.__name__.removeprefix("test_")
+    items = list(report.items_for(session, check))
+    ids = [report.item_id(session, item) for item in items]
+    metafunc.parametrize("optconf_item", items, ids=ids)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "optconf_item" not in callspec.params:
+            continue
+        subject: Item = callspec.params["optconf_item"]
+        item.stash[ITEM_KEY] = subject
+        view = subject.selector_view()
+        item.user_properties.append(("optconf_item", view))
+        for entry in session.entries:
+            if not entry.matches(view):
+                continue
+            note = f"{entry.reason}" + (f" ({entry.link})" if entry.link else "") + f" [{entry.origin}]"
+            if entry.mode == "skip":
+                item.add_marker(pytest.mark.skip(reason=note))
+            elif entry.mode == "xfail":
+                item.add_marker(pytest.mark.xfail(reason=note, strict=True))
+            else:
+                item.stash[K_KEY] = float(entry.k or 0)

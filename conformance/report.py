@@ -1,0 +1,144 @@
+"""What the checks are run on, and what they found: test items, the terminal matrix and the JSON evidence."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import reference
+
+from .checks import CHECKS, invalid_settings
+from .manifest import Entry
+from .session import Item, OptconfSession
+
+__all__ = ["ALL_CHECKS", "Evidence", "item_id", "items_for", "stale_entries"]
+
+ALL_CHECKS = (*CHECKS, "invalid_hparams")
+CELL = {"passed": "ok", "failed": "FAIL", "xfailed": "xfail", "skipped": "skip", "xpassed": "XPASS"}
+
+
+def items_for(session: OptconfSession, check: str) -> Iterator[Item]:
+    for adapter in session.adapters:
+        if check == "invalid_hparams":
+            for dialect_id in adapter.capabilities.dialects:
+                dialect = reference.get(dialect_id)
+                dtype = "float32" if "float32" in dialect.dtypes else dialect.dtypes[0]
+                for label, hparams in invalid_settings(dialect):
+                    yield Item(check, adapter, None, dialect_id, dtype, label, hparams)
+            continue
+        for case in session.cases_for(adapter, check):
+            yield Item(check, adapter, case)
+
+
+def item_id(session: OptconfSession, item: Item) -> str:
+    core = item.case.test_id if item.case else f"{item.dialect}-{item.dtype}-{item.label}"
+    return core if len(session.adapters) == 1 else f"{item.adapter.name}-{core}"
+
+
+def stale_entries(session: OptconfSession) -> list[Entry]:
+    """Manifest entries that select nothing in the whole collection (whatever -k later deselects)."""
+    views = [item.selector_view() for check in ALL_CHECKS for item in items_for(session, check)]
+    return [entry for entry in session.entries if not any(entry.matches(v) for v in views)]
+
+
+class Evidence:
+    """A pytest plugin object: records every optconf result, prints the matrix, writes the JSON evidence."""
+
+    def __init__(self, session: OptconfSession, json_path: pathlib.Path | None) -> None:
+        self.session = session
+        self.json_path = json_path
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        view = props.get("optconf_item")
+        if view is None:
+            return
+        status = _status(report)
+        if status is None:
+            return
+        record = self.results.setdefault(report.nodeid, dict(view) | {"status": "passed"})
+        if status != "passed" or report.when == "call":
+            record["status"] = status
+        record.update(props.get("optconf_outcome", {}))
+        if status == "skipped" and isinstance(report.longrepr, tuple):
+            record["reason"] = str(report.longrepr[2]).removeprefix("Skipped: ")
+        if hasattr(report, "wasxfail"):
+            record["reason"] = report.wasxfail
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if hasattr(config, "workerinput"):
+            return
+        for line in self.summary_lines():
+            terminalreporter.write_line(line)
+        if self.json_path is not None:
+            self.json_path.write_text(json.dumps(self.as_json(), indent=1) + "\n", encoding="utf-8")
+            terminalreporter.write_line(f"optconf: evidence written to {self.json_path}")
+
+    def summary_lines(self) -> list[str]:
+        cells: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
+        for record in self.results.values():
+            cells[record["impl"], record["dialect"], record["dtype"]][record["check"], record["status"]] += 1
+        if not cells:
+            return []
+        checks = [c for c in ALL_CHECKS if any(k[0] == c for cell in cells.values() for k in cell)]
+        head = ["implementation", "dialect", "dtype", *checks]
+        rows = [[*key, *(_cell(counts, check) for check in checks)] for key, counts in sorted(cells.items())]
+        widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+        lines = ["", "optconf conformance matrix (cells: ok | FAIL n | xfail n | skip n | XPASS n):"]
+        for row in [head, *rows]:
+            lines.append("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
+        stale = stale_entries(self.session)
+        for entry in stale:
+            lines.append(f"optconf: manifest entry matches nothing (stale): {entry.describe()}")
+        return lines
+
+    def as_json(self) -> dict[str, Any]:
+        session = self.session
+        return {
+            "optconf": reference.__version__,
+            "impl": session.settings.impl,
+            "level": session.settings.level,
+            "corpus": {"version": session.corpus.version, "sha256": session.corpus.sha256},
+            "adapters": [
+                {
+                    "name": a.name,
+                    "capabilities": a.capabilities.as_dict(),
+                    "versions": getattr(a, "versions", lambda: {})(),
+                }
+                for a in session.adapters
+            ],
+            "manifest": {
+                "entries": len(session.entries),
+                "stale": [e.describe() for e in stale_entries(session)],
+            },
+            "summary": dict(Counter(r["status"] for r in self.results.values())),
+            "results": [{"id": nodeid} | record for nodeid, record in sorted(self.results.items())],
+        }
+
+
+def _status(report: pytest.TestReport) -> str | None:
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    if report.failed:
+        return "failed"
+    if report.skipped:
+        return "skipped"
+    if report.when == "call":
+        return "passed"
+    return None
+
+
+def _cell(counts: Counter[tuple[str, str]], check: str) -> str:
+    mine = {status: n for (c, status), n in counts.items() if c == check}
+    if not mine:
+        return "-"
+    if set(mine) == {"passed"}:
+        return "ok"
+    order = ["failed", "xpassed", "xfailed", "skipped", "passed"]
+    return " ".join(f"{CELL[s]} {mine[s]}" for s in order if s in mine)

@@ -1,0 +1,117 @@
+"""One conformance session: the resolved adapters, the corpus, the manifest, and what the checks recorded."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import reference
+
+from .adapter import Adapter
+from .corpus import Case, Corpus, load
+from .manifest import Entry, load_manifest
+from .spec import resolve
+
+__all__ = ["Item", "OptconfSession", "Settings"]
+
+# Which cases each check runs on; the rest of the corpus is covered by the trajectory checks.
+CASE_FILTERS = {
+    "trajectory": lambda case: True,
+    "teacher_forced": lambda case: True,
+    "counter_and_slots": lambda case: True,
+    "inputs_not_mutated": lambda case: "RANDOM" in case.flags or "SPARSE_DUPLICATES" in case.flags,
+    "config_round_trip": lambda case: "RANDOM" in case.flags and "CHECKPOINT" in case.flags,
+    "checkpoint": lambda case: "CHECKPOINT" in case.flags,
+    "replicas": lambda case: "RANDOM" in case.flags,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    impl: str
+    manifest: pathlib.Path | None = None
+    strict_manifest: bool = False
+    level: int = 1
+    vectors: pathlib.Path | None = None
+    default_manifests: bool = True
+
+
+@dataclass(frozen=True)
+class Item:
+    """One collected check: what a manifest selector and a report row see."""
+
+    check: str
+    adapter: Adapter
+    case: Case | None = None
+    dialect: str = ""
+    dtype: str = ""
+    label: str = ""  # invalid-hyperparameter checks: the setting
+    hparams: dict[str, Any] | None = None  # invalid-hyperparameter checks: the refused hyperparameters
+
+    def selector_view(self) -> dict[str, Any]:
+        case = self.case
+        return {
+            "impl": self.adapter.name,
+            "dialect": case.dialect if case else self.dialect,
+            "dtype": case.dtype if case else self.dtype,
+            "tcid": f"tc{case.tc_id:04d}" if case else "",
+            "flags": list(case.flags) if case else [],
+            "check": self.check,
+        }
+
+
+@dataclass
+class OptconfSession:
+    settings: Settings
+    adapters: list[Adapter]
+    corpus: Corpus
+    entries: list[Entry]
+    cache: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, settings: Settings) -> OptconfSession:
+        adapters = resolve(settings.impl)
+        corpus = load(settings.vectors)
+        entries = load_manifest(settings.manifest) if settings.manifest else []
+        if settings.default_manifests:
+            for adapter in adapters:
+                own = getattr(adapter, "manifest", None)
+                if own is not None:
+                    entries.extend(load_manifest(pathlib.Path(own)))
+        return cls(settings, adapters, corpus, entries)
+
+    def cases_for(self, adapter: Adapter, check: str) -> Iterator[Case]:
+        claimed = set(adapter.capabilities.dialects)
+        keep = CASE_FILTERS[check]
+        for case in self.corpus:
+            if case.dialect in claimed and case.level <= self.settings.level and keep(case):
+                yield case
+
+    def repro(self, adapter: Adapter, case_id: str) -> str:
+        subject = f" --subject '{adapter.name}'" if len(self.adapters) > 1 else ""
+        return f"optconf explain {case_id} --impl {self.settings.impl}{subject}"
+
+    def case_cache(self, adapter: Adapter, case: Case) -> dict[str, Any]:
+        return self.cache.setdefault((adapter.name, case.test_id), {})
+
+    def header(self) -> list[str]:
+        lines = [
+            f"optconf: --impl={self.settings.impl}, level {self.settings.level}, "
+            f"corpus {self.corpus.version} sha256:{self.corpus.sha256[:16]} ({len(self.corpus.cases)} cases)"
+        ]
+        for adapter in self.adapters:
+            versions = getattr(adapter, "versions", lambda: {})()
+            shown = ", ".join(f"{k} {v}" for k, v in versions.items())
+            unclaimed = len(reference.DIALECTS) - len(adapter.capabilities.dialects)
+            lines.append(
+                f"  {adapter.name}: {', '.join(adapter.capabilities.dialects)}"
+                f" ({shown or 'no versions reported'}; {unclaimed} other dialects not claimed)"
+            )
+        env = {k: v for k, v in sorted(os.environ.items()) if k.startswith("OPTCONF_")}
+        lines.append("  environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "no OPTCONF_* variables"))
+        if self.entries:
+            lines.append(f"  manifest: {len(self.entries)} entries")
+        return lines

@@ -1,0 +1,100 @@
+"""Resolving `--impl=SPEC` to adapters: a built-in name, `module`, `module:attr`, or a path to a .py file."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pathlib
+import sys
+from typing import Any
+
+from .adapter import Adapter
+
+__all__ = ["BUILT_IN", "SpecError", "resolve"]
+
+# Each built-in name loads only its own module, so naming one never imports another framework.
+BUILT_IN = {
+    "reference": "conformance.adapters.reference",
+    "torch": "conformance.adapters.torch",
+    "keras": "conformance.adapters.keras",
+    "tf_keras": "conformance.adapters.tf_keras",
+    "optax": "conformance.adapters.optax",
+    "tf_raw": "conformance.adapters.tf_raw",
+}
+
+
+class SpecError(Exception):
+    """`--impl` could not be turned into adapters; the message says why, in one line."""
+
+
+def resolve(spec: str) -> list[Adapter]:
+    spec = spec.strip()
+    if not spec:
+        raise SpecError("--impl is empty; give a built-in name (" + ", ".join(BUILT_IN) + ") or module[:attr]")
+    if spec in BUILT_IN:
+        return _adapters(_import(BUILT_IN[spec], spec).subjects(), spec)
+    module_name, _, attr = spec.partition(":")
+    module = _load_file(module_name) if module_name.endswith(".py") else _import(module_name, spec)
+    if attr:
+        if not hasattr(module, attr):
+            raise SpecError(f"--impl={spec}: module {module.__name__!r} has no attribute {attr!r}")
+        target = getattr(module, attr)
+        return _adapters(target if isinstance(target, list | tuple) else [target], spec)
+    if not hasattr(module, "IMPLEMENTATIONS"):
+        raise SpecError(
+            f"--impl={spec}: module {module.__name__!r} defines no IMPLEMENTATIONS list; "
+            "add one or name an adapter as module:attr"
+        )
+    return _adapters(module.IMPLEMENTATIONS, spec)
+
+
+def _import(name: str, spec: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if spec in BUILT_IN and exc.name != name:
+            raise SpecError(
+                f"--impl={spec} needs {exc.name!r}, which is not installed (pip install 'optconf[{_extra(spec)}]')"
+            ) from None
+        known = ", ".join(BUILT_IN)
+        raise SpecError(f"--impl={spec}: no module named {exc.name!r} (built-in names: {known})") from None
+    except Exception as exc:  # an import that raises is reported once, not as a traceback per test
+        raise SpecError(f"--impl={spec}: importing {name!r} raised {type(exc).__name__}: {exc}") from None
+
+
+def _extra(spec: str) -> str:
+    return {"torch": "torch", "optax": "jax"}.get(spec, "tensorflow")
+
+
+def _load_file(path_text: str) -> Any:
+    path = pathlib.Path(path_text)
+    if not path.is_file():
+        raise SpecError(f"--impl={path_text}: no such file")
+    name = f"optconf_impl_{path.stem}"
+    loader = importlib.util.spec_from_file_location(name, path)
+    if loader is None or loader.loader is None:
+        raise SpecError(f"--impl={path_text}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(loader)
+    sys.modules[name] = module
+    try:
+        loader.loader.exec_module(module)
+    except Exception as exc:
+        raise SpecError(f"--impl={path_text}: importing it raised {type(exc).__name__}: {exc}") from None
+    return module
+
+
+def _adapters(candidates: Any, spec: str) -> list[Adapter]:
+    try:
+        adapters = list(candidates() if callable(candidates) and not hasattr(candidates, "create") else candidates)
+    except Exception as exc:
+        raise SpecError(f"--impl={spec}: building the adapters raised {type(exc).__name__}: {exc}") from None
+    if not adapters:
+        raise SpecError(f"--impl={spec} names no adapters")
+    for adapter in adapters:
+        if not (hasattr(adapter, "create") and hasattr(adapter, "capabilities") and hasattr(adapter, "name")):
+            raise SpecError(f"--impl={spec}: {adapter!r} is not an adapter (needs name, capabilities and create)")
+    names = [a.name for a in adapters]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise SpecError(f"--impl={spec}: two adapters are named {duplicated[0]!r}; give each a distinct name")
+    return adapters

@@ -1,0 +1,81 @@
+"""The conformance checks, one test function per check, parametrized by the plugin over (implementation, case).
+
+Run with `pytest --impl=SPEC` from a checkout, or `pytest --pyargs conformance --impl=SPEC` once installed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.checks import CHECKS, CheckSkip, Context, Outcome, check_invalid_hparams
+from conformance.plugin import K_KEY, session_of
+from conformance.session import Item
+
+pytestmark = pytest.mark.optconf
+
+
+def _run(request: pytest.FixtureRequest, item: Item) -> None:
+    session = session_of(request.config)
+    case = item.case
+    assert case is not None
+    if case.dtype not in item.adapter.capabilities.dtypes:
+        pytest.skip(f"{item.adapter.name} does not claim {case.dtype}")
+    k = request.node.stash.get(K_KEY, None)
+    ctx = Context(item.adapter, case, session.repro(item.adapter, case.test_id), k)
+    outcome = Outcome()
+    try:
+        CHECKS[item.check](ctx, outcome, session.case_cache(item.adapter, case))
+    except CheckSkip as exc:
+        pytest.skip(str(exc))
+    finally:
+        request.node.user_properties.append(
+            ("optconf_outcome", {"worst_ulp": outcome.worst_ulp, "first_divergence": outcome.first_divergence})
+        )
+
+
+def test_trajectory(request: pytest.FixtureRequest, optconf_item: Item) -> None:
+    """Free-running: parameters and every state slot at every step, within k·u·S + tiny."""
+    _run(request, optconf_item)
+
+
+def test_teacher_forced(request: pytest.FixtureRequest, optconf_item: Item) -> None:
+    """Load the expected state at step t, take one step, compare with step t + 1."""
+    _run(request, optconf_item)
+
+
+def test_counter_and_slots(request: pytest.FixtureRequest, optconf_item: Item) -> None:
+    """The step counter is exact; slot names, shapes and dtypes are the dialect's."""
+    _run(request, optconf_item)
+
+
+def test_config_round_trip(request: pytest.FixtureRequest, optconf_item: Item) -> None:
+    """get_config -> from_config keeps every value and behaves bit-identically."""
+    _run(request, optconf_item)
+
+
+def test_checkpoint(request: pytest.FixtureRequest, optconf_item: Item) -> None:
+    """Save at the case's checkpoint, load into a fresh optimizer, continue: bit-identical."""
+    _run(request, optconf_item)
+
+
+def test_inputs_not_mutated(request: pytest.FixtureRequest, optconf_item: Item) -> None:
+    """The gradients handed to the optimizer are unchanged after each step."""
+    _run(request, optconf_item)
+
+
+def test_replicas(request: pytest.FixtureRequest, optconf_item: Item) -> None:
+    """Gradients split over two replicas aggregate (sum) to the case's gradient."""
+    _run(request, optconf_item)
+
+
+def test_invalid_hparams(request: pytest.FixtureRequest, optconf_item: Item) -> None:
+    """Out-of-range hyperparameters are refused with an error, as the dialect says."""
+    session = session_of(request.config)
+    item = optconf_item
+    if item.dtype not in item.adapter.capabilities.dtypes:
+        pytest.skip(f"{item.adapter.name} does not claim {item.dtype}")
+    import reference
+
+    repro = f"pytest --impl={session.settings.impl} -k '{item.dialect}-{item.dtype}-{item.label}'"
+    refusal = check_invalid_hparams(item.adapter, reference.get(item.dialect), item.dtype, item.hparams or {}, repro)
+    request.node.user_properties.append(("optconf_outcome", {"refusal": refusal}))
