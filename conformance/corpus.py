@@ -36,9 +36,12 @@ def default_root() -> pathlib.Path:
     checkout = pathlib.Path(__file__).resolve().parents[1] / "vectors"
     if (checkout / "MANIFEST.json").is_file():
         return checkout
-    import importlib.resources
+    import importlib.util
 
-    return pathlib.Path(str(importlib.resources.files("optconf_vectors")))
+    installed = importlib.util.find_spec("optconf_vectors")
+    if installed is None or not installed.submodule_search_locations:
+        raise CorpusError("no corpus found: not in a checkout, optconf_vectors is not installed, OPTCONF_VECTORS unset")
+    return pathlib.Path(next(iter(installed.submodule_search_locations)))
 
 
 @dataclass(frozen=True)

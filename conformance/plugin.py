@@ -76,6 +76,10 @@ def pytest_configure(config: pytest.Config) -> None:
     impl = option(config, "--impl")
     if not impl:
         config.stash[SESSION_KEY] = None
+        if _targets_conformance(config):
+            raise pytest.UsageError(
+                "the optconf conformance checks need an implementation: --impl=SPEC or OPTCONF_IMPL"
+            )
         return
     manifest = option(config, "--manifest")
     vectors = option(config, "--vectors")
@@ -106,10 +110,25 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = [str(PACKAGE_DIR / "test_conformance.py")]
 
 
+def _targets_conformance(config: pytest.Config) -> bool:
+    """Whether the command line asks for the conformance checks (by --pyargs name or by path)."""
+    for arg in config.args:
+        target = arg.split("::")[0]
+        if target in ("conformance", "conformance.test_conformance"):
+            return True
+        path = pathlib.Path(target).resolve()
+        if path == PACKAGE_DIR or PACKAGE_DIR in path.parents:
+            return True
+    return False
+
+
 def session_of(config: pytest.Config) -> OptconfSession:
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
-        raise pytest.UsageError("the optconf conformance checks need an implementation: --impl=SPEC or OPTCONF_IMPL")
+        pytest.exit(
+            "the optconf conformance checks need an implementation: --impl=SPEC or OPTCONF_IMPL",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
     return session
 
 

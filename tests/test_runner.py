@@ -1,0 +1,220 @@
+"""The runner itself: the reference passes, each broken adapter fails the check it should, manifests, bad SPECs."""
+
+import json
+import pathlib
+import textwrap
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+HERE = pathlib.Path(__file__).resolve().parent
+BROKEN = HERE / "broken_adapters.py"
+
+
+def subset(more=None):
+    """rprop/torch in float32 only (and `more`, a -k expression), to keep these runs short."""
+    expression = "rprop/torch-float32" + (f" and ({more})" if more else "")
+    return ["-k", expression, "-p", "no:cacheprovider"]
+
+
+def run(pytester, *args):
+    return pytester.runpytest_inprocess(*args)
+
+
+def test_reference_passes_every_check(pytester):
+    result = run(pytester, "--impl=reference", "-q", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    outcomes = result.parseoutcomes()
+    assert outcomes["passed"] > 2000 and "failed" not in outcomes
+    result.stdout.fnmatch_lines(["*optconf conformance matrix*", "*reference*rprop/irprop+*float16*ok*"])
+
+
+def literal(text):
+    """`text` as an fnmatch pattern that matches it literally (only * stays a wildcard)."""
+    return "".join({"[": "[[]", "]": "[]]"}.get(c, c) for c in text)
+
+
+BROKEN_CASES = [
+    ("drifting", "test_trajectory", "params[0] at step 1, element [0]: got 0x*, expected 0x*; * ulp; |error|*"),
+    ("drifting", "test_teacher_forced", "params[0] at step 1*k = 1: each stored value is one rounding*"),
+    ("renamed", "test_counter_and_slots", "state slots ['prev', 'steps'], but the dialect's are ['prev', 'step_size']"),
+    ("frozen", "test_counter_and_slots", "counter `step` after step 1 = 0, but should be 1"),
+    ("mutates", "test_inputs_not_mutated", "step 1 changed the gradient array passed in for tensor 0"),
+    ("forgetful", "test_config_round_trip", "from_config(get_config()) changed the configuration: hparams"),
+    ("loses_state", "test_checkpoint", "the optimizer loaded after step 5: counter 0 at step 5, but the uninterrupted"),
+    ("accepts", "test_invalid_hparams", "accepted {'lr': -0.1} for rprop/torch and stepped"),
+]
+
+
+@pytest.mark.parametrize(("name", "check", "message"), BROKEN_CASES, ids=[f"{n}-{c}" for n, c, _ in BROKEN_CASES])
+def test_broken_adapter_fails_the_right_check(pytester, name, check, message):
+    result = run(pytester, f"--impl={BROKEN}:{name}", *subset(check), "-q", "-x", "--tb=short")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([f"*{literal(message)}*", "*repro: *--impl*"])
+
+
+def test_a_broken_adapter_passes_the_checks_its_defect_does_not_touch(pytester):
+    result = run(pytester, f"--impl={BROKEN}:frozen", *subset("test_trajectory"), "-q")
+    assert result.ret == 1  # the trajectory check compares the counter too
+    result = run(pytester, f"--impl={BROKEN}:renamed", *subset("test_invalid_hparams"), "-q")
+    assert result.ret == 0
+
+
+def write_manifest(pytester, body):
+    path = pytester.path / "known.toml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_manifest_xfail_skip_and_tolerance(pytester):
+    manifest = write_manifest(
+        pytester,
+        """
+        [[entry]]
+        dialect = "rprop/torch"
+        dtype = "float32"
+        check = "trajectory"
+        mode = "xfail"
+        reason = "drifts by design"
+        link = "https://example.org/issue/1"
+
+        [[entry]]
+        check = "teacher_forced"
+        mode = "tolerance"
+        k = 1e9
+        reason = "a measured override"
+
+        [[entry]]
+        check = "counter_and_slots"
+        flag = "SIGN_*"
+        mode = "skip"
+        reason = "not today"
+    """,
+    )
+    result = run(
+        pytester,
+        f"--impl={BROKEN}:drifting",
+        *subset("trajectory or teacher_forced or counter_and_slots"),
+        "-q",
+        f"--manifest={manifest}",
+        "-rxs",
+    )
+    assert result.ret == 0
+    outcomes = result.parseoutcomes()
+    assert outcomes["xfailed"] > 10 and outcomes["skipped"] >= 1 and "failed" not in outcomes
+    result.stdout.fnmatch_lines(
+        [literal("*XFAIL*drifts by design (https://example.org/issue/1) [known.toml entry 1]*")]
+    )
+
+
+def test_manifest_xpass_fails_and_stale_entries_are_reported(pytester):
+    manifest = write_manifest(
+        pytester,
+        """
+        [[entry]]
+        tcid = "tc0050"
+        dialect = "rprop/torch"
+        check = "trajectory"
+        mode = "xfail"
+        reason = "expected to fail, but the reference passes"
+
+        [[entry]]
+        dialect = "adagrad/nope"
+        mode = "skip"
+        reason = "matches nothing"
+    """,
+    )
+    result = run(pytester, "--impl=reference", *subset("test_trajectory"), "-q", f"--manifest={manifest}")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*XPASS(strict)*", "*manifest entry matches nothing (stale): known.toml entry 2*"])
+    strict = run(pytester, "--impl=reference", *subset(), "-q", f"--manifest={manifest}", "--strict-manifest")
+    assert strict.ret == pytest.ExitCode.USAGE_ERROR
+    strict.stderr.fnmatch_lines(["*--strict-manifest: entries that match nothing: known.toml entry 2*"])
+
+
+def test_bad_manifest_is_one_clear_error(pytester):
+    manifest = write_manifest(pytester, '[[entry]]\ndialect = "rprop/torch"\nmode = "xfail"\n')
+    result = run(pytester, "--impl=reference", f"--manifest={manifest}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: known.toml entry 1: every entry needs a reason"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("torhc", "ERROR: --impl=torhc: no module named 'torhc' (built-in names: reference, torch, *"),
+        ("json", "ERROR: --impl=json: module 'json' defines no IMPLEMENTATIONS list*"),
+        ("json:nothing", "ERROR: --impl=json:nothing: module 'json' has no attribute 'nothing'"),
+        ("missing.py", "ERROR: --impl=missing.py: no such file"),
+        (f"{BROKEN}:Broken", "ERROR: --impl=*:Broken: <class *Broken'> is not an adapter (needs name, capabilities*"),
+    ],
+)
+def test_bad_spec_is_one_clear_error(pytester, spec, message):
+    result = run(pytester, f"--impl={spec}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_adapter_that_raises_on_import_is_one_clear_error(pytester):
+    module = pytester.makepyfile(raising="raise RuntimeError('no GPU here')")
+    result = run(pytester, f"--impl={module}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --impl=*raising.py: importing it raised RuntimeError: no GPU here"])
+
+
+def test_environment_variable_and_json_evidence(pytester, monkeypatch):
+    monkeypatch.setenv("OPTCONF_IMPL", "reference")
+    evidence = pytester.path / "evidence.json"
+    result = run(pytester, *subset("test_trajectory"), "-q", f"--optconf-json={evidence}")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*evidence written to*"])
+    doc = json.loads(evidence.read_text())
+    assert doc["impl"] == "reference" and len(doc["corpus"]["sha256"]) == 64
+    assert doc["adapters"][0]["capabilities"]["set_state"] is True
+    first = doc["results"][0]
+    assert first["status"] == "passed" and first["check"] == "trajectory" and "worst_ulp" in first
+
+
+def test_header_names_the_implementation_corpus_and_environment(pytester, monkeypatch):
+    monkeypatch.setenv("OPTCONF_LEVEL", "1")
+    result = run(pytester, "--impl=reference", "--collect-only")
+    result.stdout.fnmatch_lines(
+        [
+            "optconf: --impl=reference, level 1, corpus 1.0.0 sha256:* (965 cases)",
+            "  reference: adagrad/keras2, *",
+            "  environment: OPTCONF_LEVEL=1",
+        ]
+    )
+
+
+def test_without_impl_the_checks_refuse_to_run(pytester):
+    result = run(pytester, "--pyargs", "conformance", "-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "need an implementation: --impl=SPEC or OPTCONF_IMPL" in result.stdout.str() + result.stderr.str()
+
+
+def test_xdist(pytester):
+    pytest.importorskip("xdist")
+    result = pytester.runpytest_subprocess("--impl=reference", *subset(), "-q", "-n", "2")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*optconf conformance matrix*", "*reference*rprop/torch*float32*ok*"])
+
+
+def test_user_torch_class_plugs_in_with_one_line(pytester):
+    pytest.importorskip("torch")
+    user = pytester.makepyfile(
+        my_optimizers="""
+        import torch
+        from conformance.adapters import TorchAdapter
+
+        class MyAdagrad(torch.optim.Adagrad):
+            pass
+
+        IMPLEMENTATIONS = [TorchAdapter(MyAdagrad, dialect="adagrad/torch")]
+    """
+    )
+    result = run(pytester, f"--impl={user}", "-q", "-p", "no:cacheprovider", "-k", "float32 or float64")
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    result.stdout.fnmatch_lines(["*my_optimizers.MyAdagrad*adagrad/torch*float32*ok*"])
