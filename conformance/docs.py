@@ -60,7 +60,45 @@ def vector_format_section(schema_path: pathlib.Path | None = None) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-GENERATED: dict[str, Callable[[], str]] = {"dialects": dialects_section, "vector-format": vector_format_section}
+def options_section() -> str:
+    """The pytest options, from the plugin's own table."""
+    from conformance.plugin import OPTIONS
+
+    lines = ["| Option | Environment | Meaning |", "| --- | --- | --- |"]
+    for name, env, kwargs in OPTIONS:
+        metavar = f" {kwargs['metavar']}" if "metavar" in kwargs else ""
+        lines.append(f"| `{name}{metavar}` | {f'`{env}`' if env else ''} | {kwargs['help']} |")
+    return "\n".join(lines) + "\n"
+
+
+def checks_section() -> str:
+    """The checks, from the docstrings of the functions that run them."""
+    from conformance.checks import CHECKS, check_invalid_hparams
+
+    lines = ["| Check | What it asserts |", "| --- | --- |"]
+    for name, function in [*CHECKS.items(), ("invalid_hparams", check_invalid_hparams)]:
+        doc = " ".join((function.__doc__ or "").split())
+        lines.append(f"| `test_{name}` | {doc} |")
+    return "\n".join(lines) + "\n"
+
+
+def tolerance_section() -> str:
+    """The k table, from conformance/tolerance.py."""
+    from conformance.tolerance import K_TABLE
+
+    lines = ["| Family | Quantity | k | Why |", "| --- | --- | --- | --- |"]
+    for (family, quantity), bound in K_TABLE.items():
+        lines.append(f"| {family} | {quantity} | {bound.k:g} | {bound.source} |")
+    return "\n".join(lines) + "\n"
+
+
+GENERATED: dict[str, Callable[[], str]] = {
+    "dialects": dialects_section,
+    "vector-format": vector_format_section,
+    "options": options_section,
+    "checks": checks_section,
+    "tolerance-table": tolerance_section,
+}
 
 
 def _markers(name: str) -> tuple[str, str]:

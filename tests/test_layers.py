@@ -33,3 +33,13 @@ def test_importing_reference_and_cli_loads_no_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_plugin_and_a_spec_import_only_their_own_framework():
+    code = (
+        "import sys, conformance.plugin, conformance.spec as s; s.resolve('reference');"
+        f"print([m for m in {FRAMEWORKS!r} if m in sys.modules]);"
+        "s.resolve('torch'); print(sorted(m for m in ('tensorflow', 'jax', 'keras') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split("\n")[:2] == ["[]", "[]"]
