@@ -423,6 +423,7 @@ def invalid_settings(dialect: reference.Dialect) -> list[tuple[str, dict[str, An
         except ValueError:
             label = ",".join(f"{k}={v}" for k, v in hparams.items())
             out.append((label, hparams))
+    out.extend((f"removed-{name}={value}", {name: value}) for name, value in dialect.removed.items())
     return out
 
 

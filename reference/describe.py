@@ -123,6 +123,11 @@ def dialect_markdown(d: Dialect) -> str:
         f"- **Knobs:** {knobs}",
         f"- **State slots:** {slots}; **counter:** {counter}",
         f"- **Formats:** {', '.join(d.dtypes)}" + ("; **needs a loss per step**" if d.needs_loss else ""),
+        *(
+            [f"- **Refused keywords:** {', '.join(f'`{k}`' for k in d.removed)} (must raise, not be ignored)"]
+            if d.removed
+            else []
+        ),
         f"- **Source:** {'; '.join(d.sources)}",
         "",
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -62,6 +62,9 @@ class Dialect:
     dtypes: tuple[str, ...] = ALL_DTYPES
     needs_loss: bool = False
     keeps_loss: bool = False  # iRprop+ keeps E_prev as a state slot
+    # Keywords the framework's own history used but this dialect refuses (with an example value): passing one
+    # must raise, not be silently ignored.
+    removed: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def family(self) -> Family:
@@ -188,6 +191,7 @@ DIALECTS: Mapping[str, Dialect] = _table(
         },
         slots={"accumulator": "accumulator"},
         counter="iterations",
+        removed=MappingProxyType({"decay": 0.1, "lr": 0.1}),
         sources=("keras 3.15 keras/src/optimizers/adagrad.py", "tf_keras 2.21 tf_keras/src/optimizers/adagrad.py"),
     ),
     Dialect(
