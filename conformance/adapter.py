@@ -15,7 +15,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Adapter", "Capabilities", "LiveOptimizer", "StepResult", "drive"]
+__all__ = ["Adapter", "Capabilities", "LiveOptimizer", "StepResult", "builtin_manifest", "drive"]
+
+
+def builtin_manifest(spec: str) -> pathlib.Path:
+    """The known-failure manifest shipped for a built-in SPEC (applied unless --no-default-manifest)."""
+    return pathlib.Path(__file__).resolve().parent / "manifests" / f"{spec}.toml"
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,7 @@ def _compare_values(
 
 def _needs(ctx: Context, capability: str, why: str) -> None:
     if not getattr(ctx.adapter.capabilities, capability):
-        raise CheckSkip(f"{ctx.adapter.name} does not declare capability '{capability}', which {why}")
+        raise CheckSkip(f"capability '{capability}' not declared, which {why}")
 
 
 def _grads_supported(ctx: Context) -> None:

@@ -124,6 +124,24 @@ def explain(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def matrix(args: argparse.Namespace) -> int:
+    from conformance.matrix import BUILT_IN_SUBJECTS, installed, run_all, write_into
+
+    specs = [spec for spec in BUILT_IN_SUBJECTS if installed(spec)] + list(args.impl or [])
+    if args.only:
+        unknown = sorted(set(args.only) - set(specs))
+        if unknown:
+            raise UsageError(f"--only {', '.join(unknown)}: not installed or not a built-in (have {', '.join(specs)})")
+        specs = [s for s in specs if s in args.only]
+    missing = [s for s in BUILT_IN_SUBJECTS if not installed(s)]
+    if missing:
+        print(f"optconf matrix: not installed, left out: {', '.join(missing)}", file=sys.stderr)
+    evidence = run_all(specs, sys.stderr)
+    write_into(pathlib.Path(args.file), pathlib.Path(args.evidence), evidence)
+    print(f"{args.file}: matrix of {len(specs)} implementations written; evidence in {args.evidence}")
+    return 0
+
+
 def docs(args: argparse.Namespace) -> int:
     from conformance.docs import SCHEMA_VALIDATOR, render, schema_validator_source, stale_sections
 
@@ -172,6 +190,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--subject", help="which adapter, when the implementation has several")
     p.add_argument("--vectors", default=os.environ.get("OPTCONF_VECTORS"), help="the corpus folder")
     p.set_defaults(func=explain)
+    p = commands.add_parser("matrix", help="run every installed built-in implementation; write the matrix")
+    p.add_argument("--impl", action="append", help="also run this SPEC (repeatable)")
+    p.add_argument("--only", action="append", help="run only these SPECs (repeatable)")
+    p.add_argument("--file", default="CONFORMANCE.md", help="where the Markdown matrix goes, between markers")
+    p.add_argument("--evidence", default="conformance-evidence.json", help="where the JSON evidence goes")
+    p.set_defaults(func=matrix)
     p = commands.add_parser("docs", help="regenerate the generated sections of CONFORMANCE.md")
     p.add_argument("--file", default="CONFORMANCE.md")
     p.add_argument("--check", action="store_true", help="exit 1 if a generated section is out of date")

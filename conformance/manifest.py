@@ -21,7 +21,7 @@ class ManifestError(Exception):
 
 @dataclass
 class Entry:
-    selector: dict[str, str]
+    selector: dict[str, tuple[str, ...]]  # field -> patterns, any of which may match
     mode: str
     reason: str
     link: str | None
@@ -29,17 +29,20 @@ class Entry:
     origin: str  # "FILE entry N", for messages
 
     def matches(self, item: Mapping[str, Any]) -> bool:
-        for key, pattern in self.selector.items():
-            if key == "flag":
-                if not any(fnmatch.fnmatchcase(f, pattern) for f in item.get("flags", ())):
-                    return False
-            elif not fnmatch.fnmatchcase(str(item.get(key, "")), pattern):
+        for key, patterns in self.selector.items():
+            values = item.get("flags", ()) if key == "flag" else (str(item.get(key, "")),)
+            if not any(_matches(v, p) for v in values for p in patterns):
                 return False
         return True
 
     def describe(self) -> str:
-        what = ", ".join(f"{k}={v}" for k, v in self.selector.items())
+        what = ", ".join(f"{k}={'|'.join(v)}" for k, v in self.selector.items())
         return f"{self.origin} [{what}] ({self.mode})"
+
+
+def _matches(value: str, pattern: str) -> bool:
+    # Exact names first: subject names such as "torch.optim.Adagrad[single]" hold brackets that fnmatch reads as sets.
+    return value == pattern or fnmatch.fnmatchcase(value, pattern)
 
 
 def load_manifest(path: pathlib.Path) -> list[Entry]:
@@ -56,13 +59,20 @@ def load_manifest(path: pathlib.Path) -> list[Entry]:
     return [_entry(path, n, raw) for n, raw in enumerate(doc.get("entry", []), start=1)]
 
 
+def _patterns(origin: str, key: str, value: Any) -> tuple[str, ...]:
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, str | int) for v in values):
+        raise ManifestError(f"{origin}: {key} must be a string or a list of strings")
+    return tuple(str(v) for v in values)
+
+
 def _entry(path: pathlib.Path, number: int, raw: dict[str, Any]) -> Entry:
     origin = f"{path.name} entry {number}"
     allowed = set(SELECTOR_FIELDS) | {"mode", "reason", "link", "k"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ManifestError(f"{origin}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
-    selector = {key: str(raw[key]) for key in SELECTOR_FIELDS if key in raw}
+    selector = {key: _patterns(origin, key, raw[key]) for key in SELECTOR_FIELDS if key in raw}
     if not selector:
         raise ManifestError(f"{origin}: needs at least one selector ({', '.join(SELECTOR_FIELDS)})")
     mode = raw.get("mode")

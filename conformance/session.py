@@ -57,7 +57,7 @@ class Item:
             "impl": self.adapter.name,
             "dialect": case.dialect if case else self.dialect,
             "dtype": case.dtype if case else self.dtype,
-            "tcid": f"tc{case.tc_id:04d}" if case else "",
+            "tcid": f"tc{case.tc_id:04d}" if case else self.label,  # invalid_hparams: the refused setting
             "flags": list(case.flags) if case else [],
             "check": self.check,
         }

@@ -19,7 +19,7 @@ def _run(request: pytest.FixtureRequest, item: Item) -> None:
     case = item.case
     assert case is not None
     if case.dtype not in item.adapter.capabilities.dtypes:
-        pytest.skip(f"{item.adapter.name} does not claim {case.dtype}")
+        pytest.skip(f"{case.dtype} not claimed")
     k = request.node.stash.get(K_KEY, None)
     ctx = Context(item.adapter, case, session.repro(item.adapter, case.test_id), k)
     outcome = Outcome()
@@ -73,7 +73,7 @@ def test_invalid_hparams(request: pytest.FixtureRequest, optconf_item: Item) -> 
     session = session_of(request.config)
     item = optconf_item
     if item.dtype not in item.adapter.capabilities.dtypes:
-        pytest.skip(f"{item.adapter.name} does not claim {item.dtype}")
+        pytest.skip(f"{item.dtype} not claimed")
     import reference
 
     repro = f"pytest --impl={session.settings.impl} -k '{item.dialect}-{item.dtype}-{item.label}'"

@@ -1,14 +1,48 @@
 """The optax adapter: any factory of an optax `GradientTransformation`, eager or under `jax.jit`.
 
-`OptaxAdapter(my_adagrad, dialect="adagrad/optax")` calls `my_adagrad(**hparams)` with the dialect's framework
-keywords (`learning_rate`, `initial_accumulator_value`, `eps`), applies its updates with `optax.apply_updates`,
-and reads each dialect slot from the first state field of that name (`ScaleByRssState.sum_of_squares`), wherever
-it sits in the chain's state. jax and optax are imported only when an optimizer is created.
+`OptaxAdapter(my_adagrad, dialect="adagrad/optax")` calls `my_adagrad(**kwargs)` with optax's own keywords for
+the dialect's hyperparameters (`learning_rate`, `initial_accumulator_value`, `eps`; for RProp `learning_rate`,
+`eta_minus`, `eta_plus`, `min_step_size`, `max_step_size`), applies its updates with `optax.apply_updates`, and
+reports the transformation's state as it is. jax and optax are imported only when an optimizer is created.
+
+The built-in subjects are `optax.adagrad` (dialect `adagrad/optax`) and `optax.rprop`, which claims `rprop/irprop-`
+(its docstring cites the Rprop papers; it freezes, does not move on a sign change and keeps Δ at m = 0), each eager
+and jitted.
+
+**State, honestly.** `state()` reports every per-parameter field of the state pytree (a field holding one array
+per parameter tensor, shaped like it), wherever it sits in a chain. A field that holds a dialect slot is reported
+under the dialect's name (`sum_of_squares` is `adagrad/optax`'s own name; `step_sizes` is RProp's Δ, reported as
+`delta`); every other field keeps optax's name. So optax's RProp reports `delta` and `prev_updates`: it stores the
+previous signed step, not the previous gradient, and keeps no counter, so the dialect's `prev_grad` and `t` are
+missing and the slot check says so. Nothing is translated to look like the dialect.
+
+Beyond the core protocol:
+
+- `set_state` replaces the parameters and the reported fields in the state pytree (`sum_of_squares`; for RProp
+  `delta` → `step_sizes` and `prev_updates`), and a counter field of the dialect's counter name where the state has
+  one. It takes exactly the slots that `state()` reports, so the dialect's RProp state ({delta, prev_grad}) is
+  refused: optax's `prev_updates` is not something that state holds.
+- `save` writes the state pytree's leaves as raw bits to `optax_state.npz` and their dtypes, shapes and the
+  treedef's text to `optax_state.json`; `load` builds a fresh transformation with the same hyperparameters, checks
+  that its `init` gives the same structure, and puts the saved leaves in (`np.load(..., allow_pickle=False)`).
+- optax has no configuration object (no get_config), so `config` is not declared and that check is skipped.
+
+**float64.** JAX silently turns float64 arrays into float32 unless 64-bit mode is on. Every float64 optimizer does
+all its JAX work inside `jax.enable_x64(True)`, a scoped switch, so the process-wide flag is never flipped and the
+other formats run the same whatever order the cases come in; `to_array` refuses any silent narrowing.
+
+**Compilation.** A jitted subject compiles one update function per (hyperparameters, shapes, format); the
+function is cached on the adapter per hyperparameters (JAX caches per shape and format), so cases that share them
+do not compile again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import json
+import pathlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,12 +52,29 @@ import reference
 from ..adapter import Capabilities, LiveOptimizer
 from ._convert import carrier, common_dtype, restore
 
-__all__ = ["OptaxAdapter", "subjects"]
+__all__ = ["MANIFEST", "OptaxAdapter", "OptaxLive", "subjects"]
 
-_DEFAULT_FACTORIES = {"adagrad/optax": "adagrad"}
+# The built-in subjects: the optax factory for each claimed dialect.
+_DEFAULT_FACTORIES = {"adagrad/optax": "adagrad", "rprop/irprop-": "rprop"}
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
 _JAX_NATIVE = frozenset(_DTYPES)  # JAX takes ml_dtypes' bfloat16 arrays as they are
-_MISSING = object()
+# optax's keyword for each canonical hyperparameter (optax.adagrad, optax.rprop and their scale_by_* parts).
+OPTAX_KEYWORDS: Mapping[str, str] = {
+    "lr": "learning_rate",
+    "initial_accumulator": "initial_accumulator_value",
+    "eps": "eps",
+    "eta_minus": "eta_minus",
+    "eta_plus": "eta_plus",
+    "step_min": "min_step_size",
+    "step_max": "max_step_size",
+}
+# The optax state field that holds each canonical slot. optax's RProp `prev_updates` is absent on purpose: it is
+# the previous signed step, not any slot of a dialect that claims it.
+OPTAX_FIELDS: Mapping[str, str] = {"sum_of_squares": "accumulator", "step_sizes": "step_size"}
+MANIFEST = pathlib.Path(__file__).resolve().parent.parent / "manifests" / "optax.toml"
+STATE_FILE = "optax_state.npz"
+LAYOUT_FILE = "optax_state.json"
+_LAYOUT_VERSION = 1
 
 
 def _jax() -> tuple[Any, Any]:
@@ -33,83 +84,20 @@ def _jax() -> tuple[Any, Any]:
     return jax, optax
 
 
-def _enable_x64(dtype: str) -> None:
-    # Without x64, JAX silently turns float64 arrays into float32 (no warning), so a float64 case would test
-    # the float32 path. The flag is process-wide; float32 results were measured bit-identical with it on or off.
-    if dtype == "float64":
-        jax, _ = _jax()
-        jax.config.update("jax_enable_x64", True)
-
-
-def find_field(tree: Any, name: str) -> Any:
-    """The first field called `name` in a nest of NamedTuples, tuples, lists and dicts (depth first)."""
-    if hasattr(tree, "_fields"):
-        if name in tree._fields:
-            return getattr(tree, name)
-        children: Sequence[Any] = tuple(tree)
-    elif isinstance(tree, tuple | list):
-        children = tree
-    elif isinstance(tree, dict):
-        if name in tree:
-            return tree[name]
-        children = tuple(tree.values())
-    else:
-        return _MISSING
-    for child in children:
-        found = find_field(child, name)
-        if found is not _MISSING:
-            return found
-    return _MISSING
-
-
-class OptaxLive:
-    """One transformation's state over its own parameter list, stepped eagerly or by one jitted function."""
-
-    def __init__(self, transform: Any, params: list[Any], dialect: reference.Dialect, dtype: str, jit: bool) -> None:
-        jax, optax = _jax()
-        self._dialect = dialect
-        self._format = reference.format_of(dtype)
-        self._params = params
-        self._state = transform.init(params)
-
-        def update(params: list[Any], state: Any, grads: list[Any]) -> tuple[list[Any], Any]:
-            updates, state = transform.update(grads, state, params)
-            return optax.apply_updates(params, updates), state
-
-        self._update: Callable[..., tuple[list[Any], Any]] = jax.jit(update) if jit else update
-
-    def step(self, grads: Sequence[np.ndarray], loss: float | None = None) -> None:
-        del loss  # no optax transformation in scope takes a loss
-        if len(grads) != len(self._params):
-            raise ValueError(f"{len(grads)} gradient tensors for {len(self._params)} parameter tensors")
-        # Gradients take the parameters' format, rounded by NumPy (exact to nearest, bfloat16 included).
-        arrays = [to_array(np.asarray(g).astype(self._format.np_dtype)) for g in grads]
-        self._params, self._state = self._update(self._params, self._state, arrays)
-
-    def params(self) -> list[np.ndarray]:
-        return [to_numpy(p, self._format.name) for p in self._params]
-
-    def state(self) -> dict[str, list[np.ndarray]]:
-        """Every dialect slot found in the state, one array per parameter tensor."""
-        out = {}
-        for name in self._dialect.slots.values():
-            found = find_field(self._state, name)
-            if found is not _MISSING:
-                out[name] = [to_numpy(x, self._format.name) for x in found]
-        return out
-
-    def count(self) -> int | None:
-        if self._dialect.counter is None:
-            return None
-        found = find_field(self._state, self._dialect.counter)
-        return None if found is _MISSING else int(np.asarray(found))
+def x64_scope(dtype: str) -> contextlib.AbstractContextManager[Any]:
+    """64-bit mode for float64 work, scoped (thread-local); nothing for the other formats."""
+    if dtype != "float64":
+        return contextlib.nullcontext()
+    jax, _ = _jax()
+    return jax.enable_x64(True)
 
 
 def to_array(array: np.ndarray) -> Any:
+    """A JAX array with the NumPy array's own dtype and bits; refuses a silent narrowing (float64 without x64)."""
     jax, _ = _jax()
     out = jax.numpy.asarray(carrier(array, native=_JAX_NATIVE))
-    if out.dtype != array.dtype:  # e.g. float64 without x64: the case would silently test float32
-        raise RuntimeError(f"JAX turned a {array.dtype} array into {out.dtype}")
+    if out.dtype != array.dtype:
+        raise RuntimeError(f"JAX turned a {array.dtype} array into {out.dtype} (float64 needs jax.enable_x64)")
     return out
 
 
@@ -117,8 +105,258 @@ def to_numpy(array: Any, dtype: str) -> np.ndarray:
     return restore(np.asarray(array), dtype)
 
 
+def optax_kwargs(dialect: reference.Dialect, hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The dialect's framework-named hyperparameters under optax's keywords (pairs split; values untouched).
+
+    A keyword with no optax counterpart (torch's `maximize`) is passed on under its own name, so a factory that
+    does not take it raises. Nothing is validated here: refusing a bad value is the transformation's job.
+    """
+    out: dict[str, Any] = {}
+    for name, value in hparams.items():
+        target = dialect.names.get(name)
+        if isinstance(target, tuple):
+            for canonical, part in zip(target, value, strict=True):
+                out[OPTAX_KEYWORDS.get(canonical, canonical)] = part
+        elif target is None:
+            out[name] = value
+        else:
+            out[OPTAX_KEYWORDS.get(target, name)] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The state pytree
+
+
+@dataclass(frozen=True)
+class Field:
+    """One per-parameter field of a state pytree: its reported name and the flat leaf index of each tensor's array."""
+
+    name: str
+    leaves: tuple[int, ...]
+
+
+def _key_name(key: Any) -> str | None:
+    for attr in ("name", "key"):  # GetAttrKey (NamedTuple fields), DictKey
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return None
+
+
+def per_param_fields(state: Any, shapes: Sequence[tuple[int, ...]], rename: Mapping[str, str]) -> list[Field]:
+    """Every field of `state` holding one array per parameter tensor, shaped like it, in depth-first order.
+
+    `rename` maps optax field names to reported names. A name met twice (a chain of two scale_by_rss) is
+    reported as `name#2`, `name#3`, ...: the state really holds several.
+    """
+    jax, _ = _jax()
+    flat, _ = jax.tree_util.tree_flatten_with_path(state)
+    groups: dict[tuple[Any, ...], dict[int, int]] = {}
+    for index, (path, _leaf) in enumerate(flat):
+        if len(path) >= 2 and hasattr(path[-1], "idx") and _key_name(path[-2]) is not None:
+            groups.setdefault(tuple(path[:-1]), {})[int(path[-1].idx)] = index
+    fields: list[Field] = []
+    seen: dict[str, int] = {}
+    for prefix, members in groups.items():
+        if sorted(members) != list(range(len(shapes))):
+            continue
+        leaves = tuple(members[i] for i in range(len(shapes)))
+        if any(np.shape(flat[leaf][1]) != shape for leaf, shape in zip(leaves, shapes, strict=True)):
+            continue
+        field_name = _key_name(prefix[-1])
+        assert field_name is not None
+        name = rename.get(field_name, field_name)
+        seen[name] = seen.get(name, 0) + 1
+        fields.append(Field(name if seen[name] == 1 else f"{name}#{seen[name]}", leaves))
+    return fields
+
+
+def counter_leaf(state: Any, name: str | None) -> int | None:
+    """The flat index of the first scalar leaf called `name` (a NamedTuple field or a dict key), if any."""
+    if name is None:
+        return None
+    jax, _ = _jax()
+    flat, _ = jax.tree_util.tree_flatten_with_path(state)
+    for index, (path, leaf) in enumerate(flat):
+        if path and _key_name(path[-1]) == name and np.ndim(leaf) == 0:
+            return index
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The live optimizer
+
+
+class OptaxLive:
+    """One transformation's state over its own parameter list, stepped eagerly or by one jitted function."""
+
+    def __init__(
+        self,
+        transform: Any,
+        update: Callable[..., tuple[list[Any], Any]],
+        params: Sequence[np.ndarray],
+        dialect: reference.Dialect,
+        dtype: str,
+        rename: Mapping[str, str],
+    ) -> None:
+        self._dialect = dialect
+        self._dtype = dtype
+        self._format = reference.format_of(dtype)
+        self._update = update
+        self._shapes = [tuple(np.shape(p)) for p in params]
+        self._grads: list[Any] | None = None
+        with self.x64():
+            self._params = [to_array(np.asarray(p)) for p in params]
+            self._state = transform.init(self._params)
+        self._fields = per_param_fields(self._state, self._shapes, rename)
+        self._counter = counter_leaf(self._state, dialect.counter)
+
+    def x64(self) -> contextlib.AbstractContextManager[Any]:
+        return x64_scope(self._dtype)
+
+    @property
+    def opt_state(self) -> Any:
+        """The transformation's state pytree, as optax holds it."""
+        return self._state
+
+    def _arrays(self, values: Sequence[Any], what: str) -> list[Any]:
+        if len(values) != len(self._shapes):
+            raise ValueError(f"{len(values)} {what} arrays for {len(self._shapes)} parameter tensors")
+        out = []
+        for index, (value, shape) in enumerate(zip(values, self._shapes, strict=True)):
+            array = np.asarray(value)
+            if array.shape != shape:
+                raise ValueError(f"{what}[{index}]: shape {array.shape} does not match the parameter's {shape}")
+            out.append(to_array(restore(array, self._format)))
+        return out
+
+    def step(self, grads: Sequence[np.ndarray], loss: float | None = None) -> None:
+        del loss  # no optax transformation in scope takes a loss
+        if len(grads) != len(self._shapes):
+            raise ValueError(f"{len(grads)} gradient tensors for {len(self._shapes)} parameter tensors")
+        with self.x64():
+            # Gradients take the parameters' format, rounded by NumPy (exact to nearest, bfloat16 included).
+            arrays = [to_array(np.asarray(g).astype(self._format.np_dtype)) for g in grads]
+            self._params, self._state = self._update(self._params, self._state, arrays)
+        self._grads = arrays
+
+    def params(self) -> list[np.ndarray]:
+        return [to_numpy(p, self._format.name) for p in self._params]
+
+    def _leaves(self) -> list[Any]:
+        jax, _ = _jax()
+        return jax.tree_util.tree_leaves(self._state)
+
+    def state(self) -> dict[str, list[np.ndarray]]:
+        """Every per-parameter field of the state pytree, under the dialect's slot name where it holds one."""
+        leaves = self._leaves()
+        return {f.name: [to_numpy(leaves[i], self._format.name) for i in f.leaves] for f in self._fields}
+
+    def count(self) -> int | None:
+        """The state's counter field of the dialect's counter name; None where the state keeps none (optax's
+        Adagrad and RProp keep none)."""
+        if self._counter is None:
+            return None
+        return int(np.asarray(self._leaves()[self._counter]))
+
+    def gradients(self) -> list[np.ndarray] | None:
+        """The gradient arrays handed to the transformation at the last step (JAX arrays are immutable, so this
+        is what it was given unless the adapter itself went wrong); None before the first step."""
+        if self._grads is None:
+            return None
+        return [to_numpy(g, self._format.name) for g in self._grads]
+
+    def set_state(
+        self, params: Sequence[np.ndarray], state: Mapping[str, Sequence[np.ndarray]], count: int | None
+    ) -> None:
+        """Replace the parameters, every reported state field and the counter field (where the state has one).
+
+        `state` must hold exactly the slots that `state()` reports. `count` is ignored where the state keeps no
+        counter (`count()` then reports None, and the counter check says so).
+        """
+        jax, _ = _jax()
+        held = sorted(f.name for f in self._fields)
+        if sorted(state) != held:
+            missing = sorted(set(held) - set(state))
+            foreign = sorted(set(state) - set(held))
+            raise ValueError(
+                f"this optax state holds the slots {held}; set_state got {sorted(state)}"
+                + (f" (missing {missing})" if missing else "")
+                + (f" ({foreign} not held by the transformation)" if foreign else "")
+            )
+        with self.x64():
+            new_params = self._arrays(params, "parameter")
+            leaves, treedef = jax.tree_util.tree_flatten(self._state)
+            for f in self._fields:
+                for leaf, value in zip(f.leaves, self._arrays(state[f.name], f"slot {f.name!r}"), strict=True):
+                    leaves[leaf] = value
+            if self._counter is not None and count is not None:
+                old = leaves[self._counter]
+                new = jax.numpy.asarray(count, dtype=old.dtype)
+                if int(new) != count:
+                    raise ValueError(f"the {old.dtype} counter field cannot hold {count} exactly")
+                leaves[self._counter] = new
+            self._params = new_params
+            self._state = jax.tree_util.tree_unflatten(treedef, leaves)
+
+    # -- serialisation: the state pytree's leaves as raw bits, and a JSON layout (no pickle)
+
+    def save(self, directory: pathlib.Path) -> None:
+        jax, _ = _jax()
+        leaves, treedef = jax.tree_util.tree_flatten(self._state)
+        arrays = {}
+        layout = []
+        for index, leaf in enumerate(leaves):
+            value = np.ascontiguousarray(np.asarray(leaf))
+            layout.append({"dtype": value.dtype.name, "shape": list(value.shape)})
+            arrays[f"leaf{index}"] = value.reshape(-1).view(np.uint8)
+        directory = pathlib.Path(directory)
+        np.savez(directory / STATE_FILE, **arrays)
+        document = {"version": _LAYOUT_VERSION, "dtype": self._dtype, "treedef": str(treedef), "leaves": layout}
+        (directory / LAYOUT_FILE).write_text(json.dumps(document, indent=1), encoding="utf-8")
+
+    def _load(self, directory: pathlib.Path) -> None:
+        """Put the leaves that `save` wrote into this (fresh) optimizer's state, refusing any other structure."""
+        jax, _ = _jax()
+        directory = pathlib.Path(directory)
+        document = json.loads((directory / LAYOUT_FILE).read_text(encoding="utf-8"))
+        leaves, treedef = jax.tree_util.tree_flatten(self._state)
+        if document.get("version") != _LAYOUT_VERSION or document.get("dtype") != self._dtype:
+            raise ValueError(f"{directory}: saved for {document.get('dtype')}, version {document.get('version')}")
+        if document["treedef"] != str(treedef) or len(document["leaves"]) != len(leaves):
+            raise ValueError(f"{directory}: the saved state is {document['treedef']}, this one is {treedef}")
+        loaded = []
+        with np.load(directory / STATE_FILE, allow_pickle=False) as saved, self.x64():
+            for index, (leaf, spec) in enumerate(zip(leaves, document["leaves"], strict=True)):
+                dtype = np.dtype(spec["dtype"])
+                if dtype != leaf.dtype or tuple(spec["shape"]) != tuple(leaf.shape):
+                    raise ValueError(f"{directory}: leaf {index} is {spec}, this state's is {leaf.dtype}{leaf.shape}")
+                value = saved[f"leaf{index}"].view(dtype).reshape(spec["shape"])
+                loaded.append(to_array(value))
+            self._state = jax.tree_util.tree_unflatten(treedef, loaded)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The adapter
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a hyperparameter value (lists become tuples); raises TypeError if there is none."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    hash(value)
+    return (type(value).__name__, value)
+
+
 class OptaxAdapter:
-    """Drives a factory of optax transformations as an implementation of one dialect."""
+    """Drives a factory of optax transformations as an implementation of one dialect.
+
+    - `transform_factory`: called with optax's keywords (see `optax_kwargs`); None for the built-in optax
+      transformation of the dialect (`optax.adagrad` for `adagrad/optax`, `optax.rprop` for `rprop/irprop-`).
+    - `jit`: step with one `jax.jit`-compiled function (apply_updates included) instead of eagerly.
+    - `slots`: extra or different names to report state fields under (optax field name -> reported name), on
+      top of the dialect's (`step_sizes` -> the dialect's step-size slot, and so on).
+    """
 
     def __init__(
         self,
@@ -127,6 +365,7 @@ class OptaxAdapter:
         dialect: str,
         jit: bool = False,
         name: str | None = None,
+        slots: Mapping[str, str] | None = None,
     ) -> None:
         self.dialect = reference.get(dialect)
         if transform_factory is None and self.dialect.id not in _DEFAULT_FACTORIES:
@@ -134,8 +373,16 @@ class OptaxAdapter:
         self.jit = jit
         self._factory = transform_factory
         self.name = name or f"{self._factory_name()}[{'jit' if jit else 'eager'}]"
+        self._rename = {
+            field: self.dialect.slots[canonical]
+            for field, canonical in OPTAX_FIELDS.items()
+            if canonical in self.dialect.slots
+        } | dict(slots or {})
         dtypes = tuple(d for d in _DTYPES if d in self.dialect.dtypes)
-        self.capabilities = Capabilities(dialects=(self.dialect.id,), dtypes=dtypes)
+        self.capabilities = Capabilities(
+            dialects=(self.dialect.id,), dtypes=dtypes, set_state=True, config=False, serialize=True
+        )
+        self._compiled: dict[Any, tuple[Any, Callable[..., Any]]] = {}
 
     def _factory_name(self) -> str:
         if self._factory is None:
@@ -149,19 +396,66 @@ class OptaxAdapter:
         _, optax = _jax()
         return getattr(optax, _DEFAULT_FACTORIES[self.dialect.id])
 
-    def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
+    def _check(self, dialect: str) -> None:
         if dialect != self.dialect.id:
             raise ValueError(f"{self.name} implements {self.dialect.id}, not {dialect}")
+
+    def _transform(self, kwargs: Mapping[str, Any], x64: bool) -> tuple[Any, Callable[..., Any]]:
+        """The transformation and its update function (jitted or not), shared by optimizers with the same
+        hyperparameters and 64-bit mode, so that a jitted one compiles once per shape and format."""
+        try:
+            key: Any = (x64, *sorted((k, _frozen(v)) for k, v in kwargs.items()))
+        except TypeError:  # an unhashable hyperparameter (an array): build it afresh
+            key = None
+        if key is not None and key in self._compiled:
+            return self._compiled[key]
+        jax, optax = _jax()
+        transform = self.transform_factory(**kwargs)
+
+        def update(params: list[Any], state: Any, grads: list[Any]) -> tuple[list[Any], Any]:
+            updates, state = transform.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        built = (transform, jax.jit(update) if self.jit else update)
+        if key is not None:
+            self._compiled[key] = built
+        return built
+
+    def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> OptaxLive:
+        self._check(dialect)
         dtype = common_dtype(params)
-        _enable_x64(dtype)
-        arrays = [to_array(np.asarray(p)) for p in params]
-        transform = self.transform_factory(**hparams)
-        return OptaxLive(transform, arrays, self.dialect, dtype, self.jit)
+        with x64_scope(dtype):
+            transform, update = self._transform(optax_kwargs(self.dialect, hparams), dtype == "float64")
+            return OptaxLive(transform, update, params, self.dialect, dtype, self._rename)
+
+    def load(
+        self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray], directory: pathlib.Path
+    ) -> LiveOptimizer:
+        """A fresh optimizer over `params` with `hparams`, its state read from `save`'s directory."""
+        live = self.create(dialect, hparams, params)
+        live._load(pathlib.Path(directory))
+        return live
+
+    def versions(self) -> dict[str, str]:
+        import jax
+        import jaxlib
+        import optax
+
+        return {"jax": str(jax.__version__), "jaxlib": str(jaxlib.__version__), "optax": str(optax.__version__)}
 
     def __repr__(self) -> str:
         return f"OptaxAdapter({self.name!r}, dialect={self.dialect.id!r})"
 
 
+def _subjects() -> Iterator[OptaxAdapter]:
+    for dialect in _DEFAULT_FACTORIES:
+        for jit in (False, True):
+            adapter = OptaxAdapter(dialect=dialect, jit=jit)
+            adapter.manifest = MANIFEST  # type: ignore[attr-defined]
+            yield adapter
+
+
 def subjects() -> list[OptaxAdapter]:
-    """optax's own Adagrad as conformance subjects: eager, and compiled by XLA (which fuses FMAs)."""
-    return [OptaxAdapter(dialect="adagrad/optax", jit=jit) for jit in (False, True)]
+    """optax's own Adagrad and RProp as conformance subjects, eager and compiled by XLA (which fuses FMAs), each
+    with the known-failure manifest `manifests/optax.toml`."""
+    return list(_subjects())

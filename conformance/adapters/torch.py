@@ -29,7 +29,7 @@ import numpy as np
 import reference
 from reference.sparse import SparseGrad
 
-from ..adapter import Capabilities, LiveOptimizer
+from ..adapter import Capabilities, LiveOptimizer, builtin_manifest
 from ._convert import carrier, common_dtype, dtype_name, restore
 
 if TYPE_CHECKING:
@@ -356,8 +356,11 @@ class TorchAdapter:
 
 
 def subjects() -> list[TorchAdapter]:
-    """torch's own optimizers as conformance subjects, one per code path."""
-    return [
+    """torch's own optimizers as conformance subjects, one per code path, with torch's known-failure manifest."""
+    adapters = [
         *(TorchAdapter(dialect="adagrad/torch", flavour=f) for f in ("single", "foreach", "fused")),
         *(TorchAdapter(dialect="rprop/torch", flavour=f) for f in ("single", "foreach")),
     ]
+    for adapter in adapters:
+        adapter.manifest = builtin_manifest("torch")
+    return adapters

@@ -1,0 +1,30 @@
+"""Community optimizers as conformance subjects: run them with `pytest --impl=conformance.community`.
+
+- `KerasAnswerRProp` is the Stack Overflow answer's rule, written from the `rprop/keras-answer` dialect. It passes.
+- `KerasQuestionRProp` is the question's class with its bugs kept, run as the `rprop/rprop+` it was meant to be.
+  It fails. Its known failures are listed, with reasons, in `conformance/manifests/community.toml`, which both
+  adapters carry as their own manifest. So the run exits 0 while the bugs show as xfails. Pass
+  `--no-default-manifest` to see them fail.
+
+Importing this package imports Keras (see `keras_rprop`).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from conformance.adapters import KerasAdapter
+
+from .keras_rprop import KerasAnswerRProp, KerasQuestionRProp
+
+__all__ = ["ANSWER", "IMPLEMENTATIONS", "MANIFEST", "QUESTION", "KerasAnswerRProp", "KerasQuestionRProp"]
+
+MANIFEST = pathlib.Path(__file__).resolve().parents[1] / "manifests" / "community.toml"
+
+ANSWER = KerasAdapter(KerasAnswerRProp, dialect="rprop/keras-answer", name="KerasAnswerRProp")
+# The class names its variables after the dialect's slots (delta, prev_grad, prev_update), so no `slots=` mapping.
+QUESTION = KerasAdapter(KerasQuestionRProp, dialect="rprop/rprop+", name="KerasQuestionRProp")
+
+IMPLEMENTATIONS = [ANSWER, QUESTION]
+for _adapter in IMPLEMENTATIONS:
+    _adapter.manifest = MANIFEST  # type: ignore[attr-defined]
