@@ -114,13 +114,19 @@ def lint(args: argparse.Namespace) -> int:
 def explain(args: argparse.Namespace) -> int:
     from conformance.corpus import CorpusError
     from conformance.explain import explain as run_explain
+    from conformance.explain import find_case
+    from conformance.fuzz import load_case_json
     from conformance.spec import SpecError
 
+    if bool(args.tcid) == bool(args.case_json):
+        raise UsageError("give a case id or --case-json FILE (a case saved by --fuzz), not both")
     try:
-        return run_explain(
-            args.tcid, args.impl, args.subject, pathlib.Path(args.vectors) if args.vectors else None, sys.stdout
-        )
-    except (SpecError, CorpusError) as exc:
+        if args.case_json:
+            case = load_case_json(pathlib.Path(args.case_json))
+        else:
+            case = find_case(args.tcid, pathlib.Path(args.vectors) if args.vectors else None)
+        return run_explain(case, args.impl, args.subject, sys.stdout)
+    except (SpecError, CorpusError, OSError, json.JSONDecodeError, KeyError) as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -185,7 +191,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--root", help="the corpus folder (default: the project's vectors/)")
     p.set_defaults(func=lint)
     p = commands.add_parser("explain", help="re-run one corpus case against an implementation, step by step")
-    p.add_argument("tcid", help="the case id, e.g. adagrad/torch-float32-tc0042")
+    p.add_argument("tcid", nargs="?", help="the case id, e.g. adagrad/torch-float32-tc0042")
+    p.add_argument("--case-json", help="a case saved by fuzzing (.optconf-fuzz/*.json) instead of a corpus id")
     p.add_argument("--impl", default=os.environ.get("OPTCONF_IMPL", "reference"), help="as pytest --impl")
     p.add_argument("--subject", help="which adapter, when the implementation has several")
     p.add_argument("--vectors", default=os.environ.get("OPTCONF_VECTORS"), help="the corpus folder")

@@ -15,7 +15,11 @@ from .corpus import Case, load
 from .spec import resolve
 from .tolerance import scaled_error, ulp_distance
 
-__all__ = ["explain"]
+__all__ = ["explain", "find_case"]
+
+
+def find_case(test_id: str, vectors: pathlib.Path | None) -> Case:
+    return _find(load(vectors).cases, test_id)
 
 
 def _find(cases: list[Case], test_id: str) -> Case:
@@ -27,9 +31,9 @@ def _find(cases: list[Case], test_id: str) -> Case:
     raise ValueError(f"no test case {test_id!r} in the corpus{hint}")
 
 
-def explain(test_id: str, impl: str, subject: str | None, vectors: pathlib.Path | None, out: TextIO) -> int:
+def explain(case: Case, impl: str, subject: str | None, out: TextIO) -> int:
     """Print the case's trajectory against the implementation; 0 if it conforms, 1 at a divergence."""
-    case = _find(load(vectors).cases, test_id)
+    test_id = case.test_id
     claiming = [a for a in resolve(impl) if case.dialect in a.capabilities.dialects]
     if subject:
         claiming = [a for a in claiming if a.name == subject]

@@ -51,6 +51,25 @@ OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
     ),
     ("--optconf-json", "OPTCONF_JSON", {"metavar": "FILE", "help": "write the JSON evidence report here"}),
     ("--vectors", "OPTCONF_VECTORS", {"metavar": "DIR", "help": "use this corpus instead of the installed one"}),
+    (
+        "--fuzz",
+        "OPTCONF_FUZZ",
+        {
+            "metavar": "N",
+            "type": int,
+            "help": "also fuzz: N fresh hypothesis cases per dialect, "
+            "evaluated live by the oracle, shrunk to a minimal failing case",
+        },
+    ),
+    (
+        "--fuzz-seed",
+        "OPTCONF_FUZZ_SEED",
+        {
+            "metavar": "SEED",
+            "type": int,
+            "help": "the fuzzing seed (default: random, printed in the header; fixed under CI)",
+        },
+    ),
 ]
 
 
@@ -90,6 +109,8 @@ def pytest_configure(config: pytest.Config) -> None:
         level=int(option(config, "--optconf-level") or 1),
         vectors=pathlib.Path(vectors) if vectors else None,
         default_manifests=not config.getoption("no_default_manifest"),
+        fuzz=int(option(config, "--fuzz") or 0),
+        fuzz_seed=_fuzz_seed(option(config, "--fuzz-seed")),
     )
     try:
         session = OptconfSession.start(settings)
@@ -108,6 +129,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         # `pytest --impl=...` with no paths runs the conformance checks, not the project's own tests.
         config.args = [str(PACKAGE_DIR / "test_conformance.py")]
+
+
+def _fuzz_seed(given: Any) -> int:
+    if given is not None:
+        return int(given)
+    # Derandomized under CI (a fixed seed); a fresh seed, printed in the header, elsewhere.
+    return 20261121 if os.environ.get("CI") else int.from_bytes(os.urandom(4), "big")
 
 
 def _targets_conformance(config: pytest.Config) -> bool:

@@ -18,12 +18,16 @@ from .session import Item, OptconfSession
 
 __all__ = ["ALL_CHECKS", "Evidence", "item_id", "items_for", "stale_entries"]
 
-ALL_CHECKS = (*CHECKS, "invalid_hparams")
+ALL_CHECKS = (*CHECKS, "invalid_hparams", "fuzz")
 CELL = {"passed": "ok", "failed": "FAIL", "xfailed": "xfail", "skipped": "skip", "xpassed": "XPASS"}
 
 
 def items_for(session: OptconfSession, check: str) -> Iterator[Item]:
     for adapter in session.adapters:
+        if check == "fuzz":
+            if session.settings.fuzz:
+                yield from (Item(check, adapter, None, d, "", "fuzz") for d in adapter.capabilities.dialects)
+            continue
         if check == "invalid_hparams":
             for dialect_id in adapter.capabilities.dialects:
                 dialect = reference.get(dialect_id)
@@ -36,7 +40,7 @@ def items_for(session: OptconfSession, check: str) -> Iterator[Item]:
 
 
 def item_id(session: OptconfSession, item: Item) -> str:
-    core = item.case.test_id if item.case else f"{item.dialect}-{item.dtype}-{item.label}"
+    core = item.case.test_id if item.case else "-".join(p for p in (item.dialect, item.dtype, item.label) if p)
     return core if len(session.adapters) == 1 else f"{item.adapter.name}-{core}"
 
 

@@ -37,6 +37,8 @@ class Settings:
     level: int = 1
     vectors: pathlib.Path | None = None
     default_manifests: bool = True
+    fuzz: int = 0  # hypothesis examples per dialect; 0 = no fuzzing
+    fuzz_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,4 +116,9 @@ class OptconfSession:
         lines.append("  environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "no OPTCONF_* variables"))
         if self.entries:
             lines.append(f"  manifest: {len(self.entries)} entries")
+        if self.settings.fuzz:
+            lines.append(
+                f"  fuzzing: {self.settings.fuzz} cases per dialect, seed {self.settings.fuzz_seed} "
+                f"(replay with --fuzz-seed={self.settings.fuzz_seed})"
+            )
         return lines

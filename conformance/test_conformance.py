@@ -79,3 +79,15 @@ def test_invalid_hparams(request: pytest.FixtureRequest, optconf_item: Item) -> 
     repro = f"pytest --impl={session.settings.impl} -k '{item.dialect}-{item.dtype}-{item.label}'"
     refusal = check_invalid_hparams(item.adapter, reference.get(item.dialect), item.dtype, item.hparams or {}, repro)
     request.node.user_properties.append(("optconf_outcome", {"refusal": refusal}))
+
+
+def test_fuzz(request: pytest.FixtureRequest, optconf_item: Item) -> None:
+    """Fresh hypothesis cases of one dialect, evaluated live by the oracle; a failure shrinks to a minimal case."""
+    from conformance.fuzz import fuzz
+
+    session = session_of(request.config)
+    settings = session.settings
+    try:
+        fuzz(optconf_item.adapter, optconf_item.dialect, settings.fuzz, settings.fuzz_seed, settings.impl)
+    except CheckSkip as exc:
+        pytest.skip(str(exc))

@@ -257,9 +257,11 @@ class OracleOps:
 
 
 def _sign_one(x: Tracked) -> Tracked:
+    # Note: sign(-0) is +0, as NumPy and the frameworks' sign functions return it; the spec fixes it so that
+    # a zero step -sign(g)*Delta has one sign of zero whatever the zero's sign.
     if mpmath.isnan(x.v):
         return Tracked(mpmath.nan)
-    return Tracked(mpmath.mpf(int(x.v > 0) - int(x.v < 0)), _ZERO, x.signbit)
+    return Tracked(mpmath.mpf(int(x.v > 0) - int(x.v < 0)))
 
 
 def _elementwise(fn: Callable[[Tracked], Any], x: Any) -> Any:

@@ -218,3 +218,28 @@ def test_user_torch_class_plugs_in_with_one_line(pytester):
     result = run(pytester, f"--impl={user}", "-q", "-p", "no:cacheprovider", "-k", "float32 or float64")
     assert result.ret == 0, result.stdout.str()[-2000:]
     result.stdout.fnmatch_lines(["*my_optimizers.MyAdagrad*adagrad/torch*float32*ok*"])
+
+
+def test_fuzz_mode_catches_a_broken_adapter_and_saves_a_replayable_case(pytester, monkeypatch):
+    monkeypatch.setenv("CI", "1")  # derandomized, as in CI
+    result = run(pytester, f"--impl={BROKEN}:drifting", "--fuzz=40", "-k", "fuzz", "-p", "no:cacheprovider", "-q")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*fuzzing rprop/torch (seed 20261121) found a minimal failing case: params[[]0[]] at step 1*",
+            "*replay: optconf explain --case-json .optconf-fuzz/*.json --impl *broken_adapters.py:drifting",
+        ]
+    )
+    (saved,) = (pytester.path / ".optconf-fuzz").glob("*.json")
+    from conformance.cli import main
+
+    monkeypatch.chdir(pytester.path)
+    assert main(["explain", "--case-json", str(saved), "--impl", f"{BROKEN}:drifting"]) == 1
+    assert main(["explain", "--case-json", str(saved), "--impl", "reference"]) == 0
+
+
+def test_fuzz_mode_passes_the_reference(pytester, monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    result = run(pytester, "--impl=reference", "--fuzz=15", "-k", "fuzz", "-p", "no:cacheprovider", "-q")
+    assert result.ret == 0
+    assert result.parseoutcomes()["passed"] == 13

@@ -79,7 +79,7 @@ def _hparams(dialect: Dialect, canonical: dict[str, Any]) -> dict[str, Any]:
     return dialect.framework_hparams({k: v for k, v in canonical.items() if _exposes(dialect, k)})
 
 
-def _random_hparams(dialect: Dialect, rng: random.Random) -> dict[str, Any]:
+def random_hparams(dialect: Dialect, rng: random.Random) -> dict[str, Any]:
     if dialect.family.name == "adagrad":
         lowest_a0 = 0.1 if dialect.knobs.initial_accumulator_positive else 0.0
         canonical = {
@@ -126,7 +126,7 @@ def _random_case(
         level=level,
         flags=tuple(flags),
         comment=f"random trajectory, shapes {[list(s) for s in shapes]}",
-        hparams=_random_hparams(dialect, rng),
+        hparams=random_hparams(dialect, rng),
         params=[_tensor(rng, s) for s in shapes],
         grads=[[_tensor(rng, s, zero_chance) for s in shapes] for _ in range(RANDOM_STEPS)],
         losses=[float(rng.randint(0, 40)) / 4 for _ in range(RANDOM_STEPS)] if dialect.needs_loss else None,

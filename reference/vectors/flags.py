@@ -16,6 +16,7 @@ class Note:
 
 FLAGS: dict[str, Note] = {
     "RANDOM": Note("A seeded random trajectory of at least 10 steps."),
+    "FUZZ": Note("Drawn live by `pytest --fuzz=N`; never stored in the corpus."),
     "SCALAR": Note("A 0-d parameter tensor."),
     "ZERO_SIZE": Note(
         "A parameter with no elements: the update must run and change nothing.",

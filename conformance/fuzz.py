@@ -1,0 +1,134 @@
+"""Live differential fuzzing (`--fuzz=N`): hypothesis draws fresh cases, the oracle evaluates them on the spot, and
+the trajectory check compares the implementation; a failure shrinks to a minimal case saved for `optconf explain`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pathlib
+import random
+from typing import Any
+
+import numpy as np
+
+import reference
+from reference.sparse import SparseGrad
+from reference.vectors.cases import CaseSpec, random_hparams
+from reference.vectors.generate import evaluate
+
+from .adapter import Adapter
+from .checks import CheckFailure, CheckSkip, Context, Outcome, check_trajectory
+from .corpus import Case
+
+__all__ = ["FUZZ_DIR", "fuzz", "load_case_json"]
+
+FUZZ_DIR = pathlib.Path(".optconf-fuzz")
+
+
+def _strategies() -> Any:
+    from hypothesis import strategies as st
+
+    edge = st.sampled_from([0.0, -0.0, 1e-30, -1e-30, 1e-8, 1e3, -1e3, 3e38, float("nan"), float("inf")])
+    ordinary = st.floats(-8.0, 8.0, allow_nan=False, allow_subnormal=False, width=32)
+    element = st.one_of(ordinary, ordinary, ordinary, edge)
+    return st, element
+
+
+def _case_strategy(dialect: reference.Dialect, dtypes: tuple[str, ...]) -> Any:
+    st, element = _strategies()
+
+    @st.composite
+    def draw(data: Any) -> CaseSpec:
+        dtype = data(st.sampled_from(dtypes))
+        shape = data(st.sampled_from([(), (1,), (3,), (2, 2), (5,)]))
+        steps = data(st.integers(1, 6))
+        size = int(np.prod(shape, dtype=int))
+        tensor = st.lists(element, min_size=size, max_size=size).map(lambda v: np.array(v, np.float64).reshape(shape))
+        params = data(st.lists(st.floats(-4, 4, allow_nan=False, width=32), min_size=size, max_size=size))
+        hparam_seed = data(st.integers(0, 2**32 - 1))
+        losses = data(st.lists(st.floats(0, 10, width=32), min_size=steps, max_size=steps))
+        return CaseSpec(
+            dialect=dialect.id,
+            dtype=dtype,
+            level=1,
+            flags=("FUZZ",),
+            comment="a fuzzed case",
+            hparams=random_hparams(dialect, random.Random(hparam_seed)),
+            params=[np.array(params, np.float64).reshape(shape)],
+            grads=[[data(tensor)] for _ in range(steps)],
+            losses=losses if dialect.needs_loss else None,
+        )
+
+    return draw()
+
+
+def _as_case(spec: CaseSpec) -> Case | None:
+    try:
+        record = evaluate(spec)
+    except ValueError:  # a guard band or the precision check refused the draw: not a meaningful case
+        return None
+    return Case(spec.dialect, spec.dtype, {"tcId": 1} | record)
+
+
+def save_case(case: Case) -> pathlib.Path:
+    text = json.dumps({"dialect": case.dialect, "dtype": case.dtype, "record": case.record}, sort_keys=True)
+    FUZZ_DIR.mkdir(exist_ok=True)
+    path = FUZZ_DIR / f"{hashlib.sha256(text.encode()).hexdigest()[:12]}.json"
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def load_case_json(path: pathlib.Path) -> Case:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return Case(doc["dialect"], doc["dtype"], doc["record"])
+
+
+def fuzz(adapter: Adapter, dialect_id: str, examples: int, seed: int, impl: str) -> None:
+    """Run `examples` fresh cases of one dialect through the trajectory check; raise CheckFailure at a minimal one."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import seed as with_seed
+    from hypothesis import strategies as st
+
+    dialect = reference.get(dialect_id)
+    dtypes = tuple(t for t in dialect.dtypes if t in adapter.capabilities.dtypes)
+    if not dtypes:
+        raise CheckSkip(f"no format of {dialect_id} claimed")
+    failures: list[tuple[Case, str]] = []
+
+    @with_seed(seed)
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=bool(os.environ.get("CI")),
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+    @given(spec=_case_strategy(dialect, dtypes), _=st.just(None))
+    def property_(spec: CaseSpec, _: None) -> None:
+        case = _as_case(spec)
+        if case is None or _unsupported(adapter, case):
+            return
+        try:
+            check_trajectory(Context(adapter, case, ""), Outcome(), {})
+        except CheckFailure as exc:
+            failures.append((case, str(exc)))
+            raise
+
+    try:
+        property_()
+    except CheckFailure:
+        case, message = failures[-1]  # hypothesis reports the shrunk example last
+        path = save_case(case)
+        detail = message.split("\n")[0].removeprefix(f"{case.test_id}: ")
+        raise CheckFailure(
+            f"fuzzing {dialect_id} (seed {seed}) found a minimal failing case: {detail}\n"
+            f"  replay: optconf explain --case-json {path} --impl {impl}"
+        ) from None
+
+
+def _unsupported(adapter: Adapter, case: Case) -> bool:
+    caps = adapter.capabilities
+    sparse = any(isinstance(g, SparseGrad) for row in case.grads for g in row)
+    return (sparse and not caps.sparse) or (case.losses is not None and not caps.loss)
