@@ -407,21 +407,25 @@ _INVALID = {
 
 
 def invalid_settings(dialect: reference.Dialect) -> list[tuple[str, dict[str, Any]]]:
-    """(label, framework hparams) that the dialect refuses: each one setting out of its range."""
+    """(label, framework hparams) that the dialect refuses: each one setting out of its range.
+
+    The learning rate is always given (a valid 0.01 unless it is the bad value), so that a framework without a
+    default refuses the bad value, not a missing argument; the label names only the bad setting.
+    """
     out = []
     candidates = list(_INVALID[dialect.family.name])
     if getattr(dialect.knobs, "initial_accumulator_positive", False):
         candidates.append(("initial_accumulator", 0.0))
+    exposed = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
     for canonical, value in candidates:
         setting = {canonical: value} | ({"step_max": 1.0} if canonical == "step_min" else {})
-        exposed = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
         if not set(setting) <= exposed:
             continue
-        hparams = dialect.framework_hparams(setting)
+        hparams = dialect.framework_hparams({"lr": 0.01} | setting)
         try:
             dialect.hparams(hparams)
         except ValueError:
-            label = ",".join(f"{k}={v}" for k, v in hparams.items())
+            label = ",".join(f"{k}={v}" for k, v in dialect.framework_hparams(setting).items())
             out.append((label, hparams))
     out.extend((f"removed-{name}={value}", {name: value}) for name, value in dialect.removed.items())
     return out

@@ -175,16 +175,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("optconf_item", items, ids=ids)
 
 
+def _optconf_param(item: pytest.Item) -> Any:
+    callspec = getattr(item, "callspec", None)
+    return None if callspec is None else callspec.params.get("optconf_item")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return
+    # A check with nothing to run (test_fuzz without --fuzz) leaves pytest's empty-set placeholder: drop it.
+    placeholders = [i for i in items if _optconf_param(i) is not None and not isinstance(_optconf_param(i), Item)]
+    if placeholders:
+        config.hook.pytest_deselected(items=placeholders)
+        items[:] = [i for i in items if i not in placeholders]
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is None or "optconf_item" not in callspec.params:
+        subject = _optconf_param(item)
+        if not isinstance(subject, Item):
             continue
-        subject: Item = callspec.params["optconf_item"]
         item.stash[ITEM_KEY] = subject
         view = subject.selector_view()
         item.user_properties.append(("optconf_item", view))

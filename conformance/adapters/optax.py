@@ -31,6 +31,9 @@ Beyond the core protocol:
 all its JAX work inside `jax.enable_x64(True)`, a scoped switch, so the process-wide flag is never flipped and the
 other formats run the same whatever order the cases come in; `to_array` refuses any silent narrowing.
 
+**Subnormals.** XLA's CPU backend flushes subnormal inputs and results to zero, eagerly and under jit alike
+(float64 1e-160·1e-160 is 0, not 1e-320); nothing here hides it, so a case that needs a subnormal shows it.
+
 **Compilation.** A jitted subject compiles one update function per (hyperparameters, shapes, format); the
 function is cached on the adapter per hyperparameters (JAX caches per shape and format), so cases that share them
 do not compile again.
@@ -52,7 +55,16 @@ import reference
 from ..adapter import Capabilities, LiveOptimizer
 from ._convert import carrier, common_dtype, restore
 
-__all__ = ["MANIFEST", "OptaxAdapter", "OptaxLive", "subjects"]
+__all__ = [
+    "MANIFEST",
+    "OptaxAdapter",
+    "OptaxLive",
+    "optax_kwargs",
+    "per_param_fields",
+    "subjects",
+    "to_array",
+    "x64_scope",
+]
 
 # The built-in subjects: the optax factory for each claimed dialect.
 _DEFAULT_FACTORIES = {"adagrad/optax": "adagrad", "rprop/irprop-": "rprop"}
@@ -93,9 +105,13 @@ def x64_scope(dtype: str) -> contextlib.AbstractContextManager[Any]:
 
 
 def to_array(array: np.ndarray) -> Any:
-    """A JAX array with the NumPy array's own dtype and bits; refuses a silent narrowing (float64 without x64)."""
+    """A JAX array with the NumPy array's own dtype and bits; refuses a silent narrowing (float64 without x64).
+
+    Floating arrays must be in one of the four formats; other leaves (an int32 counter) go as they are.
+    """
     jax, _ = _jax()
-    out = jax.numpy.asarray(carrier(array, native=_JAX_NATIVE))
+    floating = np.issubdtype(array.dtype, np.floating) or array.dtype.name == "bfloat16"
+    out = jax.numpy.asarray(carrier(array, native=_JAX_NATIVE) if floating else np.array(array, copy=True))
     if out.dtype != array.dtype:
         raise RuntimeError(f"JAX turned a {array.dtype} array into {out.dtype} (float64 needs jax.enable_x64)")
     return out
@@ -307,9 +323,9 @@ class OptaxLive:
         arrays = {}
         layout = []
         for index, leaf in enumerate(leaves):
-            value = np.ascontiguousarray(np.asarray(leaf))
+            value = np.asarray(leaf)
             layout.append({"dtype": value.dtype.name, "shape": list(value.shape)})
-            arrays[f"leaf{index}"] = value.reshape(-1).view(np.uint8)
+            arrays[f"leaf{index}"] = np.frombuffer(value.tobytes(order="C"), dtype=np.uint8)
         directory = pathlib.Path(directory)
         np.savez(directory / STATE_FILE, **arrays)
         document = {"version": _LAYOUT_VERSION, "dtype": self._dtype, "treedef": str(treedef), "leaves": layout}

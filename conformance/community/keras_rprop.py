@@ -7,7 +7,8 @@
 Each class keeps its per-variable state in optimizer variables named `<variable path>_<slot>`, which is where
 `conformance.adapters.KerasAdapter` looks for a dialect's slots.
 
-Importing this module imports Keras, which imports the configured backend (TensorFlow by default).
+Importing this module imports Keras, which imports the configured backend (TensorFlow by default). Both classes use
+only `keras.ops`, but they are measured on the TensorFlow backend (tests/test_community.py).
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ class KerasAnswerRProp(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(variables)
-        self._alphas = [self.add_variable_from_reference(v, "alphas", initializer=_fill(self.init_alpha)) for v in variables]
+        self._alphas = [
+            self.add_variable_from_reference(v, "alphas", initializer=_fill(self.init_alpha)) for v in variables
+        ]
         self._old_grads = [self.add_variable_from_reference(v, "old_grads") for v in variables]
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
@@ -95,7 +98,7 @@ class KerasAnswerRProp(keras.optimizers.Optimizer):
         alpha, old_grad = self._alphas[index], self._old_grads[index]
         dtype = variable.dtype
         grad = ops.cast(gradient, dtype)
-        same_sign = ops.greater(ops.multiply(grad, old_grad), _constant(0.0, dtype))
+        same_sign = _product_is_positive(grad, old_grad)
         grown = ops.minimum(_scaled(alpha, self.scale_up), _constant(self.max_alpha, dtype))
         shrunk = ops.maximum(_scaled(alpha, self.scale_down), _constant(self.min_alpha, dtype))
         new_alpha = ops.where(same_sign, grown, shrunk)
@@ -126,13 +129,41 @@ def _scaled(step: Any, factor: float) -> Any:
     return ops.cast(wide, step.dtype)
 
 
+# Half the smallest subnormal of each format: fl(x) > 0 exactly when x > this (a tie rounds to even, i.e. to 0).
+_HALF_TINY = {"float16": 2.0**-25, "bfloat16": 2.0**-134, "float32": 2.0**-150}
+
+
+def _product_is_positive(a: Any, b: Any) -> Any:
+    """Whether fl(a·b) > 0 in a's format, with gradual underflow, on a backend that flushes subnormals to zero.
+
+    TensorFlow on CPU flushes subnormal results to zero, so float32 1e-19·1e-19 gives 0, while the format holds
+    1e-38. So the sign is never taken from a possibly-subnormal product:
+    - float32 and narrower: the float64 product of two such values is exact and normal, and it is compared with
+      half the format's smallest subnormal.
+    - float64: both factors are scaled by 2^538, so the threshold 2^-1075 becomes 2. This is exact unless the
+      exact product lies within one ulp above the threshold. A factor that overflows to ±inf keeps the right sign,
+      and inf·0 = NaN correctly compares false.
+    Subnormal inputs are still read as 0 where the backend treats subnormal inputs as zero.
+    """
+    dtype = keras.backend.standardize_dtype(a.dtype)
+    if dtype == "float64":
+        scale = _constant(2.0**538, "float64")
+        return ops.greater(ops.multiply(ops.multiply(a, scale), ops.multiply(b, scale)), _constant(2.0, "float64"))
+    wide = ops.multiply(ops.cast(a, "float64"), ops.cast(b, "float64"))
+    return ops.greater(wide, _constant(_HALF_TINY[dtype], "float64"))
+
+
 def _refuse_out_of_range(settings: dict[str, float]) -> None:
     checks = [
         ("init_alpha", settings["init_alpha"] >= 0, "init_alpha >= 0"),
         ("scale_down", 0 < settings["scale_down"] < 1, "0 < scale_down < 1"),
         ("scale_up", settings["scale_up"] > 1, "scale_up > 1"),
         ("min_alpha", settings["min_alpha"] >= 0, "min_alpha >= 0"),
-        ("max_alpha", settings["max_alpha"] >= settings["min_alpha"], f"max_alpha >= min_alpha ({settings['min_alpha']!r})"),
+        (
+            "max_alpha",
+            settings["max_alpha"] >= settings["min_alpha"],
+            f"max_alpha >= min_alpha ({settings['min_alpha']!r})",
+        ),
     ]
     for name, ok, rule in checks:
         if not ok:
@@ -169,8 +200,8 @@ class KerasQuestionRProp(keras.optimizers.Optimizer):
       variables.
     - `get_updates(params, constraints, loss)` is Keras 3's `build` plus `update_step`.
 
-    These changes are adapter-level mappings, so that `conformance.adapters.KerasAdapter` can drive the class under
-    `rprop/rprop+`. They are not a claim that the class is correct:
+    Two more changes are adapter-level mappings, so that `conformance.adapters.KerasAdapter` can drive the class
+    under `rprop/rprop+` and compare its state. They do not claim that the class is correct:
     - The keywords are the dialect's: `delta_0` (the question's `init_step`), `eta_plus` (posStep), `eta_minus`
       (negStep, unused), `delta_min` (minStep, unused) and `delta_max` (maxStep). The question hard-codes the
       last four. The defaults are the question's.
@@ -200,12 +231,14 @@ class KerasQuestionRProp(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(variables)
-        self._steps = [self.add_variable_from_reference(v, "delta", initializer=_fill(self.init_step)) for v in variables]
+        self._steps = [
+            self.add_variable_from_reference(v, "delta", initializer=_fill(self.init_step)) for v in variables
+        ]
         self._grads_old = [self.add_variable_from_reference(v, "prev_grad") for v in variables]
         self._negated_w_change_old = [self.add_variable_from_reference(v, "prev_update") for v in variables]
 
     def apply(self, grads: Any, trainable_variables: Any = None) -> None:
-        before = ops.convert_to_tensor(self._iterations)  # a copy of the counter's value
+        before = ops.copy(self._iterations)  # the value (ops.convert_to_tensor would hand back the variable)
         super().apply(grads, trainable_variables)
         self._iterations.assign(before)  # the question's increment never happened
 
@@ -214,7 +247,7 @@ class KerasQuestionRProp(keras.optimizers.Optimizer):
         index = self._get_variable_index(variable)
         s, g_old = self._steps[index], self._grads_old[index]
         negated = self._negated_w_change_old[index]
-        p = ops.convert_to_tensor(variable)
+        p = variable
         g = ops.cast(gradient, variable.dtype)
         w_change_old = ops.negative(negated)
 
@@ -229,7 +262,7 @@ class KerasQuestionRProp(keras.optimizers.Optimizer):
         w_neg = -w_change_old
         g_neg = ops.zeros_like(g)
         # else:
-        s_zero = ops.convert_to_tensor(s)
+        s_zero = s
         w_zero = s_zero * ops.sign(g)
         g_zero = p
 
