@@ -45,9 +45,17 @@ def item_id(session: OptconfSession, item: Item) -> str:
 
 
 def stale_entries(session: OptconfSession) -> list[Entry]:
-    """Manifest entries that select nothing in the whole collection (whatever -k later deselects)."""
+    """Manifest entries that select nothing in the whole collection (whatever -k later deselects).
+
+    An entry aimed only at fuzzing is not stale in a run without --fuzz: it has nothing to select yet.
+    """
     views = [item.selector_view() for check in ALL_CHECKS for item in items_for(session, check)]
-    return [entry for entry in session.entries if not any(entry.matches(v) for v in views)]
+    off = {"fuzz"} if not session.settings.fuzz else set()
+    return [
+        entry
+        for entry in session.entries
+        if not any(entry.matches(v) for v in views) and not (off and set(entry.selector.get("check", ())) <= off)
+    ]
 
 
 class Evidence:
