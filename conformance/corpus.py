@@ -158,17 +158,28 @@ def _schema_errors(doc: Any) -> str | None:
 
 def problems(root: pathlib.Path | None = None) -> list[str]:
     """Everything wrong with the corpus at `root`, one message per problem, each naming its file."""
-    root = root or default_root()
+    return _scan(root or default_root())[0]
+
+
+def _scan(root: pathlib.Path) -> tuple[list[str], bytes, list[Case]]:
+    """One pass over the corpus: the problems, the manifest's bytes, and every case that decoded.
+
+    Each file is read, hashed, parsed and validated once, and each case is decoded once: `load` keeps these
+    `Case` objects, whose decoded arrays are cached, instead of parsing and decoding the corpus a second time.
+    """
     manifest_path = root / "MANIFEST.json"
+    manifest_bytes = b""
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest_bytes = manifest_path.read_bytes()
+        manifest = json.loads(manifest_bytes.decode("utf-8"))
         listed = manifest["files"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        return [f"{manifest_path}: unreadable manifest ({exc})"]
+        return [f"{manifest_path}: unreadable manifest ({exc})"], manifest_bytes, []
     found: list[str] = []
     counts: Counter[str] = Counter()
+    cases: list[Case] = []
     for relative, entry in sorted(listed.items()):
-        found.extend(_file_problems(root, relative, entry, counts))
+        found.extend(_file_problems(root, relative, entry, counts, cases))
     on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*.json")} - {"MANIFEST.json", "schema.json"}
     found.extend(f"{root / extra}: not listed in MANIFEST.json" for extra in sorted(on_disk - set(listed)))
     for dialect in DIALECTS:
@@ -176,10 +187,12 @@ def problems(root: pathlib.Path | None = None) -> list[str]:
             found.append(
                 f"{root}: {dialect} has {counts[dialect]} test cases, fewer than the minimum {MIN_TESTS_PER_DIALECT}"
             )
-    return found
+    return found, manifest_bytes, cases
 
 
-def _file_problems(root: pathlib.Path, relative: str, entry: dict[str, Any], counts: Counter[str]) -> Iterator[str]:
+def _file_problems(
+    root: pathlib.Path, relative: str, entry: dict[str, Any], counts: Counter[str], cases: list[Case]
+) -> Iterator[str]:
     path = root / relative
     try:
         data = path.read_bytes()
@@ -197,11 +210,13 @@ def _file_problems(root: pathlib.Path, relative: str, entry: dict[str, Any], cou
     if violation:
         yield f"{path}: schema violation: {violation[:200]}"
         return
-    yield from _content_problems(path, doc, entry)
+    yield from _content_problems(path, doc, entry, cases)
     counts[doc["dialect"]] += doc["numberOfTests"]
 
 
-def _content_problems(path: pathlib.Path, doc: dict[str, Any], entry: dict[str, Any]) -> Iterator[str]:
+def _content_problems(
+    path: pathlib.Path, doc: dict[str, Any], entry: dict[str, Any], cases: list[Case]
+) -> Iterator[str]:
     tests = [(g["dtype"], t) for g in doc["testGroups"] for t in g["tests"]]
     if doc["numberOfTests"] != len(tests):
         yield f"{path}: numberOfTests says {doc['numberOfTests']} but the file holds {len(tests)}"
@@ -226,19 +241,19 @@ def _content_problems(path: pathlib.Path, doc: dict[str, Any], entry: dict[str, 
             case.initial_params, case.initial_state, case.grads, case.expected  # noqa: B018 - decoding is the check
         except (ValueError, KeyError, TypeError) as exc:
             yield f"{path}: tc{test['tcId']:04d}: {exc}"
+        else:
+            cases.append(case)
 
 
 def load(root: pathlib.Path | None = None) -> Corpus:
-    """The whole corpus, after every check in `problems`; raises CorpusError naming the first problem."""
+    """The whole corpus, after every check in `problems`; raises CorpusError naming the first problem.
+
+    The cases come out of the checking pass already decoded: a session parses and decodes the corpus once.
+    """
     root = root or default_root()
-    found = problems(root)
+    found, manifest_bytes, cases = _scan(root)
     if found:
         more = f" (and {len(found) - 1} more problems)" if len(found) > 1 else ""
         raise CorpusError(f"refusing the corpus: {found[0]}{more}")
-    manifest_bytes = (root / "MANIFEST.json").read_bytes()
     manifest = json.loads(manifest_bytes)
-    cases = []
-    for relative in sorted(manifest["files"]):
-        doc = json.loads((root / relative).read_bytes())
-        cases.extend(Case(doc["dialect"], g["dtype"], t) for g in doc["testGroups"] for t in g["tests"])
     return Corpus(root, manifest["vectorSetVersion"], hashlib.sha256(manifest_bytes).hexdigest(), cases)

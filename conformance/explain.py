@@ -13,7 +13,7 @@ from reference._numerics import bits_to_hex, decimal_string
 from .checks import BRANCH_NAMES, CheckSkip, Context, free_run
 from .corpus import Case, load
 from .spec import resolve
-from .tolerance import scaled_error, ulp_distance
+from .tolerance import exact_class_mismatch, scaled_error, ulp_distance
 
 __all__ = ["explain", "find_case"]
 
@@ -66,10 +66,12 @@ def explain(case: Case, impl: str, subject: str | None, out: TextIO) -> int:
                 g = np.asarray(g, dtype=fmt.np_dtype).reshape(w.shape)
                 scale = want.scales[quantity][tensor]
                 ks, ulps = scaled_error(g, w, scale, fmt), ulp_distance(g, w, fmt)
+                special = exact_class_mismatch(g, w)
                 for index in np.ndindex(w.shape):
                     marker = ""
-                    if ks[index] > bound.k and not diverged:
-                        diverged, marker = True, f"  <-- first divergence (bound k = {bound.k:g})"
+                    if (ks[index] > bound.k or special[index]) and not diverged:
+                        why = "NaN, inf and the sign of zero are exact" if special[index] else f"bound k = {bound.k:g}"
+                        diverged, marker = True, f"  <-- first divergence ({why})"
                     branch = ""
                     if quantity == "params" and want.branches is not None:
                         branch = BRANCH_NAMES[int(want.branches[tensor].reshape(w.shape)[index])]

@@ -47,6 +47,7 @@ def _case_strategy(dialect: reference.Dialect, dtypes: tuple[str, ...]) -> Any:
         tensor = st.lists(element, min_size=size, max_size=size).map(lambda v: np.array(v, np.float64).reshape(shape))
         params = data(st.lists(st.floats(-4, 4, allow_nan=False, width=32), min_size=size, max_size=size))
         hparam_seed = data(st.integers(0, 2**32 - 1))
+        edge = data(st.sampled_from(_HPARAM_EDGES))
         losses = data(st.lists(st.floats(0, 10, width=32), min_size=steps, max_size=steps))
         return CaseSpec(
             dialect=dialect.id,
@@ -54,13 +55,39 @@ def _case_strategy(dialect: reference.Dialect, dtypes: tuple[str, ...]) -> Any:
             level=1,
             flags=("FUZZ",),
             comment="a fuzzed case",
-            hparams=random_hparams(dialect, random.Random(hparam_seed)),
+            hparams=random_hparams(dialect, random.Random(hparam_seed)) | _exposed(dialect, edge),
             params=[np.array(params, np.float64).reshape(shape)],
             grads=[[data(tensor)] for _ in range(steps)],
             losses=losses if dialect.needs_loss else None,
         )
 
     return draw()
+
+
+# Hyperparameter edges the random draw rarely makes (canonical names); each applies only where the dialect has it.
+_HPARAM_EDGES: list[dict[str, Any]] = [
+    {},
+    {},
+    {},
+    {"eps": 0.0},
+    {"lr": 60.0},
+    {"lr": 1e-9},
+    {"weight_decay": 0.1},
+    {"maximize": True},
+    {"clipvalue": 0.5},
+    {"clipnorm": 1.0},
+    {"global_clipnorm": 1.5},
+    {"clipvalue": 0.5, "clipnorm": 1.0},
+    {"initial_accumulator": 0.0},
+    {"decay": 0.1},
+]
+
+
+def _exposed(dialect: reference.Dialect, canonical: dict[str, Any]) -> dict[str, Any]:
+    names = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
+    if not set(canonical) <= names:
+        return {}
+    return dialect.framework_hparams(canonical)
 
 
 def _as_case(spec: CaseSpec) -> Case | None:

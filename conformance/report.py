@@ -44,6 +44,11 @@ def item_id(session: OptconfSession, item: Item) -> str:
     return core if len(session.adapters) == 1 else f"{item.adapter.name}-{core}"
 
 
+def _only_checks(entry: Entry, checks: set[str]) -> bool:
+    selected = set(entry.selector.get("check", ()))
+    return bool(selected) and selected <= checks
+
+
 def stale_entries(session: OptconfSession) -> list[Entry]:
     """Manifest entries that select nothing in the whole collection (whatever -k later deselects).
 
@@ -52,9 +57,7 @@ def stale_entries(session: OptconfSession) -> list[Entry]:
     views = [item.selector_view() for check in ALL_CHECKS for item in items_for(session, check)]
     off = {"fuzz"} if not session.settings.fuzz else set()
     return [
-        entry
-        for entry in session.entries
-        if not any(entry.matches(v) for v in views) and not (off and set(entry.selector.get("check", ())) <= off)
+        entry for entry in session.entries if not any(entry.matches(v) for v in views) and not _only_checks(entry, off)
     ]
 
 

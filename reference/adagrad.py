@@ -104,7 +104,7 @@ class AdagradHparams:
     eps: float = 0.0
     initial_accumulator: float = 0.0
     decay: float = 0.0
-    weight_decay: float = 0.0
+    weight_decay: float | None = 0.0  # None: not given (decoupled decay then never runs, not even as θ·0)
     clipvalue: float | None = None
     clipnorm: float | None = None
     global_clipnorm: float | None = None
@@ -127,7 +127,8 @@ def validate(hp: AdagradHparams, knobs: AdagradKnobs) -> AdagradHparams:
         check_range("initial_accumulator", hp.initial_accumulator, "> 0", hp.initial_accumulator > 0)
     check_range("initial_accumulator", hp.initial_accumulator, ">= 0", hp.initial_accumulator >= 0)
     check_range("decay", hp.decay, "decay >= 0", hp.decay >= 0)
-    check_range("weight_decay", hp.weight_decay, "weight_decay >= 0", hp.weight_decay >= 0)
+    if hp.weight_decay is not None:
+        check_range("weight_decay", hp.weight_decay, "weight_decay >= 0", hp.weight_decay >= 0)
     active = _set_clips(hp, knobs)
     for kind in active:
         value = getattr(hp, kind.value)
@@ -173,7 +174,7 @@ def step(
     if hp.maximize:
         grads = [-g for g in grads]
     grads = _clip(ops, hp, knobs, grads)
-    wd = hparam("weight_decay", hp.weight_decay)
+    wd = hparam("weight_decay", hp.weight_decay or 0.0)
     if knobs.weight_decay is WeightDecay.COUPLED and hp.weight_decay:
         grads = [g + wd * p for g, p in zip(grads, params, strict=True)]
     if hp.update_slots:
@@ -183,7 +184,9 @@ def step(
     eps = hparam("eps", hp.eps)
     new_params = []
     for p, g, a in zip(params, grads, accumulators, strict=True):
-        if knobs.weight_decay is WeightDecay.DECOUPLED and hp.weight_decay:
+        # Note: Keras applies decoupled decay whenever weight_decay is given, so an explicit 0 still computes
+        # θ - θ·0·η, which turns -0 into +0.
+        if knobs.weight_decay is WeightDecay.DECOUPLED and hp.weight_decay is not None:
             p = ops.store(p - p * wd * lr)
         new_params.append(ops.store(p - _scaled_step(ops, knobs.eps_placement, lr, g, a, eps)))
     return new_params, AdagradState(state.count + 1, accumulators)

@@ -46,7 +46,7 @@ def _adagrad_lines(d: Dialect, k: AdagradKnobs) -> list[str]:
     slots_note = "  (skipped when update_slots is false)" if "update_slots" in d.names.values() else ""
     lines.append(f"A ← A + g·g{slots_note}")
     if k.weight_decay is WeightDecay.DECOUPLED:
-        lines.append("θ ← θ − θ·λ·η_t")
+        lines.append("θ ← θ − θ·λ·η_t  (whenever weight_decay is given, even 0)")
     lines.append(f"θ ← θ − (η_t·g) / {_DENOMINATOR[k.eps_placement]}")
     return lines
 

@@ -70,8 +70,11 @@ class Dialect:
     def family(self) -> Family:
         return FAMILIES[self.id.split("/")[0]]
 
-    def hparams(self, given: Mapping[str, Any] | None = None) -> Any:
-        """Framework-named hyperparameters -> validated canonical hparams, the dialect's defaults filled in."""
+    def hparams(self, given: Mapping[str, Any] | None = None, *, validate: bool = True) -> Any:
+        """Framework-named hyperparameters -> validated canonical hparams, the dialect's defaults filled in.
+
+        `validate=False` only maps names (for adapters of primitives, such as TF's raw ops, that check nothing).
+        """
         canonical = dict(self.defaults)
         for name, value in (given or {}).items():
             if name not in self.names:
@@ -89,7 +92,8 @@ class Dialect:
         if missing:
             framework = [n for n, t in self.names.items() if t in missing]
             raise ValueError(f"{self.id} needs {', '.join(framework or missing)}")
-        return self.family.validate(self.family.hparams_type(**canonical), self.knobs)
+        hparams = self.family.hparams_type(**canonical)
+        return self.family.validate(hparams, self.knobs) if validate else hparams
 
     def framework_hparams(self, canonical: Mapping[str, Any]) -> dict[str, Any]:
         """Canonical hyperparameters -> the framework's keywords (the primary name, pairs filled from defaults)."""
@@ -179,7 +183,7 @@ DIALECTS: Mapping[str, Dialect] = _table(
             sparse=SparseRule.SUMMED,
             rounding=HparamRounding(to_float32=frozenset({"lr"}), to_param_format=frozenset({"lr", "eps"}) | _CLIPS),
         ),
-        defaults={"lr": 0.001, "eps": 1e-7, "initial_accumulator": 0.1, "weight_decay": 0.0},
+        defaults={"lr": 0.001, "eps": 1e-7, "initial_accumulator": 0.1, "weight_decay": None},
         names={
             "learning_rate": "lr",
             "initial_accumulator_value": "initial_accumulator",

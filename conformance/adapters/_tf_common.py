@@ -1,11 +1,19 @@
 """Plumbing shared by the TensorFlow-family adapters (tf_keras, Keras 3, raw ops).
 
-Nothing here imports a framework at module import time: each adapter imports its framework on first `create`,
-so listing or constructing adapters stays cheap and works where the framework is not installed.
+Nothing here imports a framework at module import time: each adapter imports its framework on first use, so
+listing or constructing adapters stays cheap and works where the framework is not installed.
+
+What every TF-family live optimizer offers beyond the core protocol:
+
+- `set_state` assigns the parameters and every slot variable in place, and the counter where there is one.
+- `gradients()` returns the gradients handed to the framework at the last step, read back from the framework's own
+  tensors (dense arrays, or `SparseGrad` for a `tf.IndexedSlices`).
+- A `reference.sparse.SparseGrad` becomes a `tf.IndexedSlices` with the same, possibly repeated, row indices.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -15,22 +23,37 @@ import numpy as np
 
 from conformance.adapter import Capabilities, LiveOptimizer
 from reference import get as get_dialect
+from reference.sparse import SparseGrad
 
 __all__ = [
+    "REPLICAS",
     "TF_DTYPES",
     "KerasStyleAdapter",
     "KerasStyleLive",
+    "Snapshot",
     "VariablesLive",
     "as_numpy",
+    "assert_same_snapshot",
     "check_dialect",
+    "check_holds",
     "find_by_name",
+    "held_gradient",
     "import_tensorflow",
+    "json_config",
     "quiet_tf_logging",
+    "replica_devices",
+    "tf_gradient",
     "variable_name",
 ]
 
 # What the adapters are measured on (tests/test_differential_*.py); the 16-bit formats are not claimed yet.
 TF_DTYPES = ("float32", "float64")
+
+# Logical CPU devices that `import_tensorflow` asks for, so that MirroredStrategy has two replicas without a GPU.
+REPLICAS = 2
+_devices = {"configured": False, "why_not": ""}
+
+Snapshot = tuple[list[np.ndarray], dict[str, list[np.ndarray]], int | None]
 
 
 def quiet_tf_logging() -> None:
@@ -42,10 +65,47 @@ def quiet_tf_logging() -> None:
 
 
 def import_tensorflow() -> Any:
+    """`tensorflow`, with its one physical CPU split into two logical devices the first time (see `_split_cpu`)."""
     quiet_tf_logging()
     import tensorflow as tf
 
+    if not _devices["configured"]:
+        _devices["configured"] = True
+        _split_cpu(tf)
     return tf
+
+
+def _split_cpu(tf: Any) -> None:
+    """Two logical CPU devices for MirroredStrategy, where TF lets us and the user has not chosen otherwise.
+
+    This must happen before TF initialises its devices (its first op does that): afterwards TF refuses with a
+    RuntimeError and keeps one CPU device. A configuration the user set (or a machine with several physical CPU
+    devices) is left alone. Ops still run on /CPU:0 unless placed elsewhere, so nothing else changes.
+    """
+    try:
+        cpus = tf.config.list_physical_devices("CPU")
+        if len(cpus) != 1:
+            _devices["why_not"] = f"TF sees {len(cpus)} physical CPU devices; the adapter splits only a single one"
+            return
+        if tf.config.get_logical_device_configuration(cpus[0]) is not None:
+            _devices["why_not"] = "the CPU's logical devices were configured before the adapter imported TF"
+            return
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * REPLICAS)
+    except RuntimeError as exc:
+        _devices["why_not"] = f"TF had initialised its devices before the adapter imported it ({exc})"
+
+
+def replica_devices(tf: Any) -> list[str]:
+    """The first `REPLICAS` logical CPU devices, or a RuntimeError that says why there are not enough."""
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(devices) < REPLICAS:
+        why = _devices["why_not"] or "TF has a single logical CPU device"
+        raise RuntimeError(
+            f"replica aggregation needs {REPLICAS} logical CPU devices, TF has {len(devices)}: {why}. Import "
+            "conformance.adapters.tf_keras (or call tf.config.set_logical_device_configuration) before running "
+            "any TF op."
+        )
+    return devices[:REPLICAS]
 
 
 def as_numpy(value: Any) -> np.ndarray:
@@ -64,15 +124,82 @@ def check_dialect(adapter_name: str, claimed: str, dialect: str) -> None:
         raise ValueError(f"{adapter_name} implements {claimed}, not {dialect}")
 
 
+def json_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A framework's get_config() as JSON values: NumPy scalars (TF's float32 learning_rate) become Python numbers.
+
+    The float32 value converts exactly, so from_config gets back the number the optimizer holds.
+    """
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, Mapping):
+            return {str(k): convert(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [convert(v) for v in value]
+        return value
+
+    out = convert(dict(config))
+    json.dumps(out, allow_nan=True)  # anything that slipped through fails here, not in the runner
+    return out
+
+
+def tf_gradient(tf: Any, grad: Any, dtype: np.dtype, shape: tuple[int, ...]) -> Any:
+    """A dense tf tensor in `dtype`, or for a `SparseGrad` a `tf.IndexedSlices` with its indices as given."""
+    if isinstance(grad, SparseGrad):
+        values = np.asarray(grad.values).astype(dtype)
+        if len(shape) == 0 or values.shape != (len(grad.indices), *shape[1:]):
+            raise ValueError(f"sparse values of shape {values.shape} do not fit rows of {shape}")
+        return tf.IndexedSlices(
+            tf.constant(values),
+            tf.constant(list(grad.indices), dtype=tf.int64, shape=(len(grad.indices),)),
+            dense_shape=tf.constant(list(shape), dtype=tf.int64, shape=(len(shape),)),
+        )
+    return tf.constant(np.asarray(grad, dtype=dtype))
+
+
+def held_gradient(tensor: Any, dtype: np.dtype) -> Any:
+    """What `tf_gradient` made, read back: an array, or a `SparseGrad` from a `tf.IndexedSlices`."""
+    if type(tensor).__name__ == "IndexedSlices":  # by name: no TF import here (torch tensors have .indices() too)
+        indices = tuple(int(i) for i in as_numpy(tensor.indices).reshape(-1))
+        return SparseGrad(indices, as_numpy(tensor.values).astype(dtype, copy=False))
+    return as_numpy(tensor).astype(dtype, copy=False)
+
+
+def assert_same_snapshot(first: Snapshot, second: Snapshot, what: str) -> None:
+    """Raise ValueError naming the first difference (bitwise) between two (params, state, count) readings."""
+    (p1, s1, c1), (p2, s2, c2) = first, second
+    if c1 != c2:
+        raise ValueError(f"{what}: counter {c1} != {c2}")
+    if sorted(s1) != sorted(s2):
+        raise ValueError(f"{what}: slots {sorted(s1)} != {sorted(s2)}")
+    for quantity, a, b in [("params", p1, p2), *((name, s1[name], s2[name]) for name in s1)]:
+        for tensor, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
+                raise ValueError(f"{what}: {quantity}[{tensor}] differs: {x!r} != {y!r}")
+
+
+def _assign(target: Any, value: np.ndarray, what: str) -> None:
+    held = as_numpy(target)
+    value = np.asarray(value)
+    if value.shape != held.shape:
+        raise ValueError(f"{what}: shape {value.shape} does not match {held.shape}")
+    if value.dtype != held.dtype:
+        raise ValueError(f"{what}: a {value.dtype} value for a {held.dtype} variable")
+    target.assign(value)
+
+
 class VariablesLive(ABC):
     """A LiveOptimizer over one framework variable per parameter tensor; subclasses step and locate slots."""
 
     def __init__(self, variables: Sequence[Any], slots: Mapping[str, str]) -> None:
         self._variables = list(variables)
         self._slots = dict(slots)  # the dialect's slot name -> the implementation's own slot name
+        self._dtypes = [as_numpy(v).dtype for v in self._variables]
+        self._held: list[Any] | None = None  # the framework tensors of the last step's gradients
 
     @abstractmethod
-    def step(self, grads: Sequence[np.ndarray], loss: float | None = None) -> None: ...
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None: ...
 
     @abstractmethod
     def count(self) -> int | None: ...
@@ -81,15 +208,54 @@ class VariablesLive(ABC):
     def _slot(self, variable: Any, own_name: str) -> Any:
         """The state variable called `own_name` that belongs to `variable`."""
 
+    def _set_count(self, count: int) -> None:
+        raise ValueError(f"{type(self).__name__} keeps no counter; got {count}")
+
+    def _read(self, variable: Any) -> np.ndarray:
+        return as_numpy(variable)
+
     def params(self) -> list[np.ndarray]:
-        return [as_numpy(v) for v in self._variables]
+        return [self._read(v) for v in self._variables]
 
     def state(self) -> dict[str, list[np.ndarray]]:
-        return {name: [as_numpy(self._slot(v, own)) for v in self._variables] for name, own in self._slots.items()}
+        return {name: [self._read(self._slot(v, own)) for v in self._variables] for name, own in self._slots.items()}
+
+    def gradients(self) -> list[Any] | None:
+        if self._held is None:
+            return None
+        return [held_gradient(t, d) for t, d in zip(self._held, self._dtypes, strict=True)]
+
+    def _check_grads(self, grads: Sequence[Any]) -> None:
+        if len(grads) != len(self._variables):
+            raise ValueError(f"{len(grads)} gradient tensors for {len(self._variables)} parameter tensors")
+
+    def set_state(
+        self, params: Sequence[np.ndarray], state: Mapping[str, Sequence[np.ndarray]], count: int | None
+    ) -> None:
+        """Assign the parameters, every slot and the counter in place (each value in its variable's dtype; a
+        count of None leaves the counter as it is)."""
+        if len(params) != len(self._variables):
+            raise ValueError(f"{len(params)} parameter arrays for {len(self._variables)} parameter tensors")
+        missing = [name for name in self._slots if name not in state]
+        if missing:
+            raise ValueError(f"the state needs slots {missing}; got {sorted(state)}")
+        for name in self._slots:
+            if len(state[name]) != len(self._variables):
+                raise ValueError(f"slot {name!r}: {len(state[name])} arrays for {len(self._variables)} tensors")
+        for index, variable in enumerate(self._variables):
+            _assign(variable, params[index], f"parameter {index}")
+        self._assign_slots(state)
+        if count is not None:
+            self._set_count(count)
+
+    def _assign_slots(self, state: Mapping[str, Sequence[np.ndarray]]) -> None:
+        for name, own in self._slots.items():
+            for index, variable in enumerate(self._variables):
+                _assign(self._slot(variable, own), state[name][index], f"slot {name!r} of parameter {index}")
 
 
 class KerasStyleLive(VariablesLive):
-    """Any optimizer with Keras' `apply_gradients(zip(grads, vars))` and `iterations`."""
+    """Any optimizer with Keras' `apply_gradients(zip(grads, vars))`, `iterations` and `get_config`."""
 
     def __init__(
         self,
@@ -97,39 +263,54 @@ class KerasStyleLive(VariablesLive):
         variables: Sequence[Any],
         slots: Mapping[str, str],
         find_slot: Callable[[Any, Any, str], Any],
-        to_tensor: Callable[[np.ndarray], Any],
+        to_gradient: Callable[[Any, np.dtype, tuple[int, ...]], Any],
     ) -> None:
         super().__init__(variables, slots)
         self.optimizer = optimizer
         self._find_slot = find_slot
-        self._to_tensor = to_tensor
-        self._dtypes = [as_numpy(v).dtype for v in self._variables]
+        self._to_gradient = to_gradient
+        self._shapes = [tuple(as_numpy(v).shape) for v in self._variables]
 
-    def step(self, grads: Sequence[np.ndarray], loss: float | None = None) -> None:
-        del loss  # Adagrad takes no loss
-        # The runner hands over gradients already in the dtype; asarray only guards against Python lists.
-        tensors = [self._to_tensor(np.asarray(g, dtype=d)) for g, d in zip(grads, self._dtypes, strict=True)]
+    def _gradients_for(self, grads: Sequence[Any]) -> list[Any]:
+        self._check_grads(grads)
+        # The runner hands over gradients already in the dtype; the cast only guards against Python lists.
+        return [self._to_gradient(g, d, s) for g, d, s in zip(grads, self._dtypes, self._shapes, strict=True)]
+
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
+        del loss  # Keras' apply_gradients takes no loss
+        tensors = self._gradients_for(grads)
         self.optimizer.apply_gradients(zip(tensors, self._variables, strict=True))
+        self._held = tensors
 
     def count(self) -> int | None:
         return int(as_numpy(self.optimizer.iterations))
 
+    def _set_count(self, count: int) -> None:
+        iterations = self.optimizer.iterations
+        iterations.assign(np.asarray(count, dtype=as_numpy(iterations).dtype))
+        if self.count() != count:
+            raise ValueError(f"the optimizer's iterations cannot hold {count} (holds {self.count()})")
+
     def _slot(self, variable: Any, own_name: str) -> Any:
         return self._find_slot(self.optimizer, variable, own_name)
 
+    def config(self) -> dict[str, Any]:
+        """The optimizer's own `get_config()`, as JSON values."""
+        return json_config(self.optimizer.get_config())
 
-def find_by_name(optimizer: Any, wanted: str) -> Any:
-    """The optimizer variable named `wanted` (TF's ':0' suffix ignored); a clear error lists what exists."""
+
+def find_by_name(variables: Sequence[Any], wanted: str, owner: str = "the optimizer") -> Any:
+    """The variable named `wanted` (TF's ':0' suffix ignored); a clear error lists what exists."""
     names = []
-    for v in optimizer.variables:
+    for v in variables:
         name = v.name.split(":")[0]
         if name == wanted:
             return v
         names.append(name)
-    raise LookupError(f"{type(optimizer).__name__} has no state variable {wanted!r}; it has {names}")
+    raise LookupError(f"{owner} has no state variable {wanted!r}; it has {names}")
 
 
-def _check_holds(adapter_name: str, wanted: np.dtype, held: np.dtype) -> None:
+def check_holds(adapter_name: str, wanted: np.dtype, held: np.dtype) -> None:
     # Note: Keras 3 on JAX without jax_enable_x64 keeps a float64 variable as float32 and says nothing.
     if held != wanted:
         raise ValueError(f"{adapter_name}: a {wanted} parameter is held as {held}; the framework cannot run {wanted}")
@@ -139,11 +320,13 @@ class KerasStyleAdapter(ABC):
     """An Adapter for an optimizer class with Keras' API, one dialect, hyperparameters passed as keywords.
 
     `slots` maps the dialect's slot names to the class's own slot names where a user's class names them
-    differently; by default they are the same.
+    differently; by default they are the same. `sparse` overrides whether row-sparse gradients are claimed
+    (default: where the dialect has them and the framework can pass them).
     """
 
     framework: ClassVar[str]  # where the built-in classes live, e.g. "keras.optimizers"
     built_in: ClassVar[Mapping[str, str]]  # dialect -> the built-in class's attribute path under `framework`
+    replicas: ClassVar[bool] = False  # whether live optimizers offer step_replicated
     name: str
     capabilities: Capabilities
 
@@ -154,10 +337,12 @@ class KerasStyleAdapter(ABC):
         dialect: str,
         name: str | None = None,
         slots: Mapping[str, str] | None = None,
+        sparse: bool | None = None,
     ) -> None:
         if optimizer_class is None and dialect not in self.built_in:
             raise ValueError(f"{self.framework} has no built-in optimizer for {dialect}; pass optimizer_class")
-        dialect_slots = tuple(get_dialect(dialect).slots.values())
+        spec = get_dialect(dialect)
+        dialect_slots = tuple(spec.slots.values())
         unknown = sorted(set(slots or {}) - set(dialect_slots))
         if unknown:
             raise ValueError(f"{dialect} has no slot {', '.join(unknown)}; its slots: {', '.join(dialect_slots)}")
@@ -165,27 +350,44 @@ class KerasStyleAdapter(ABC):
         self._optimizer_class = optimizer_class
         self._slots = {s: (slots or {}).get(s, s) for s in dialect_slots}
         self.name = name or self._default_name()
-        self.capabilities = Capabilities(dialects=(dialect,), dtypes=TF_DTYPES)
+        if sparse is None:
+            sparse = getattr(spec.knobs, "sparse", None) is not None and self._takes_sparse()
+        self.capabilities = Capabilities(
+            dialects=(dialect,),
+            dtypes=self._dtypes(),
+            set_state=True,
+            config=True,
+            serialize=True,
+            sparse=sparse,
+            replicas=self.replicas,
+        )
 
     @abstractmethod
     def _optimizers_module(self) -> Any:
         """The imported module that `framework` names."""
 
     @abstractmethod
-    def _variable(self, value: np.ndarray, name: str) -> Any: ...
+    def _live(self, make_optimizer: Callable[[], Any], params: Sequence[np.ndarray]) -> KerasStyleLive:
+        """`make_optimizer()` built over fresh variables holding `params`, as a live optimizer."""
 
     @abstractmethod
-    def _find_slot(self, optimizer: Any, variable: Any, own_name: str) -> Any: ...
+    def _load(self, hparams: Mapping[str, Any], params: Sequence[np.ndarray], directory: Any) -> KerasStyleLive: ...
 
     @abstractmethod
-    def _to_tensor(self, value: np.ndarray) -> Any: ...
+    def versions(self) -> dict[str, str]: ...
+
+    def _dtypes(self) -> tuple[str, ...]:
+        return TF_DTYPES
+
+    def _takes_sparse(self) -> bool:
+        return True
 
     def _default_name(self) -> str:
         if self._optimizer_class is not None:
             return f"{self._optimizer_class.__module__}.{self._optimizer_class.__qualname__}"
         return f"{self.framework}.{self.built_in[self.dialect]}"
 
-    def _optimizer_class_to_use(self) -> Any:
+    def optimizer_class(self) -> Any:
         if self._optimizer_class is not None:
             return self._optimizer_class
         namespace = self._optimizers_module()
@@ -193,15 +395,22 @@ class KerasStyleAdapter(ABC):
             namespace = getattr(namespace, attribute)
         return namespace
 
-    def _build(self, optimizer: Any, variables: list[Any]) -> None:
-        """Create the state now, as torch does in `__init__`, so it can be read before the first step."""
-        optimizer.build(variables)
-
     def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
         check_dialect(self.name, self.dialect, dialect)
-        optimizer = self._optimizer_class_to_use()(**hparams)
-        variables = [self._variable(np.array(p, copy=True), variable_name(i)) for i, p in enumerate(params)]
-        for p, v in zip(params, variables, strict=True):
-            _check_holds(self.name, np.asarray(p).dtype, as_numpy(v).dtype)
-        self._build(optimizer, variables)
-        return KerasStyleLive(optimizer, variables, self._slots, self._find_slot, self._to_tensor)
+        cls = self.optimizer_class()
+        return self._live(lambda: cls(**hparams), params)
+
+    def from_config(self, dialect: str, config: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
+        """The class's own `from_config` on a `config()` output, built over fresh variables holding `params`."""
+        check_dialect(self.name, self.dialect, dialect)
+        cls = self.optimizer_class()
+        return self._live(lambda: cls.from_config(dict(config)), params)
+
+    def load(
+        self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray], directory: Any
+    ) -> LiveOptimizer:
+        check_dialect(self.name, self.dialect, dialect)
+        return self._load(hparams, params, directory)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, dialect={self.dialect!r})"

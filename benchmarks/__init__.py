@@ -1,0 +1,1 @@
+"""Performance benchmarks (pytest-benchmark), outside the default test run; see README.md."""

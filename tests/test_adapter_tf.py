@@ -1,0 +1,463 @@
+"""The TF-family adapters' full protocol on real corpus cases: Keras 3 (TF backend), tf_keras (legacy and new) and
+the raw ops. set_state, config, save/load, sparse gradients with repeated rows, replicas under MirroredStrategy,
+gradients(), versions, the default manifests, and a user's class through the same adapter.
+
+Agreement with the corpus is held to k = |got - expected| / (u * S) <= 2 (the tolerance table's k for Adagrad);
+everything that compares a framework with itself (config, save/load, replicas summed by the caller) is bit-exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+pytest.importorskip("tensorflow")
+pytest.importorskip("tf_keras")
+keras = pytest.importorskip("keras")
+
+import reference  # noqa: E402
+from conformance import corpus  # noqa: E402
+from conformance.adapters import _tf_common, tf_keras, tf_raw  # noqa: E402
+from conformance.adapters import keras as keras_adapters  # noqa: E402
+from conformance.adapters.keras import KerasAdapter  # noqa: E402
+from conformance.adapters.tf_keras import TFKerasAdapter, mirrored_strategy  # noqa: E402
+from conformance.adapters.tf_raw import TFRawAdapter  # noqa: E402
+from conformance.tolerance import scaled_error  # noqa: E402
+from reference import format_of  # noqa: E402
+from reference.sparse import SparseGrad, SparseRule  # noqa: E402
+
+# First, so that TF's CPU is split into the two logical devices the replica tests need before any op runs.
+tf = _tf_common.import_tensorflow()
+
+K = 2.0
+LEGACY, NEW, KERAS = "tf_keras.optimizers.legacy.Adagrad", "tf_keras.optimizers.Adagrad", "keras.optimizers.Adagrad"
+RAW_V2, RAW_V1 = "tf.raw_ops.ResourceApplyAdagradV2", "tf.raw_ops.ResourceApplyAdagrad"
+ON_TF = keras.config.backend() == "tensorflow"
+SUBJECTS = {a.name: a for a in [*tf_keras.subjects(), *tf_raw.subjects(), *keras_adapters.subjects()]}
+TF_SUBJECTS = sorted(n for n in SUBJECTS if n != KERAS or ON_TF)
+KERAS_STYLE = [n for n in TF_SUBJECTS if not n.startswith("tf.raw_ops")]
+needs_tf_backend = pytest.mark.skipif(not ON_TF, reason="the Keras 3 subject is measured on the TF backend")
+
+
+@cache
+def _corpus() -> corpus.Corpus:
+    return corpus.load()
+
+
+def cases(dialect: str, dtype: str, flag: str) -> list[corpus.Case]:
+    found = [c for c in _corpus() if c.dialect == dialect and c.dtype == dtype and flag in c.flags and c.level == 1]
+    assert found, f"the corpus has no level-1 {dialect} {dtype} case flagged {flag}"
+    return found
+
+
+def dialect_of(name: str) -> str:
+    return SUBJECTS[name].capabilities.dialects[0]
+
+
+def checkpoint_case(name: str, dtype: str = "float32") -> corpus.Case:
+    return cases(dialect_of(name), dtype, "CHECKPOINT")[0]
+
+
+Snapshot = tuple[list[np.ndarray], dict[str, list[np.ndarray]], int | None]
+
+
+def snapshot(live: Any) -> Snapshot:
+    return live.params(), live.state(), live.count()
+
+
+def run(live: Any, case: corpus.Case, start: int = 0, stop: int | None = None) -> list[Snapshot]:
+    out = []
+    for index in range(start, len(case.grads) if stop is None else stop):
+        live.step(case.grads[index])
+        out.append(snapshot(live))
+    return out
+
+
+def start(name: str, case: corpus.Case) -> Any:
+    """A fresh optimizer at the case's initial state, as the runner starts it (set_state for a late counter)."""
+    live = SUBJECTS[name].create(case.dialect, case.hparams, [p.copy() for p in case.initial_params])
+    count, slots = case.initial_state
+    if count:
+        live.set_state(case.initial_params, slots, count)
+    return live
+
+
+def assert_within_k(got: Snapshot, want: corpus.ExpectedStep, dtype: str, label: str) -> None:
+    params, state, count = got
+    assert count == want.count, f"{label}: counter {count}, expected {want.count}"
+    assert set(state) == set(want.state), f"{label}: slots {sorted(state)}, expected {sorted(want.state)}"
+    for quantity, gots, wants in [("params", params, want.params)] + [(n, state[n], want.state[n]) for n in state]:
+        for tensor, (g, w) in enumerate(zip(gots, wants, strict=True)):
+            assert g.dtype == w.dtype and g.shape == w.shape, f"{label}: {quantity}[{tensor}] {g.dtype}{g.shape}"
+            k = scaled_error(g, w, want.scales[quantity][tensor], format_of(dtype))
+            assert k.size == 0 or k.max() <= K, f"{label}: {quantity}[{tensor}] k = {k.max():.3g} > {K}"
+
+
+def assert_identical(got: Sequence[Snapshot], want: Sequence[Snapshot], label: str) -> None:
+    assert len(got) == len(want)
+    for step, ((gp, gs, gc), (wp, ws, wc)) in enumerate(zip(got, want, strict=True), start=1):
+        assert gc == wc, f"{label} step {step}: counter {gc} != {wc}"
+        assert set(gs) == set(ws), f"{label} step {step}: slots {sorted(gs)} != {sorted(ws)}"
+        for quantity, a, b in [("params", gp, wp)] + [(n, gs[n], ws[n]) for n in ws]:
+            for tensor, (x, y) in enumerate(zip(a, b, strict=True)):
+                assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), (
+                    f"{label} step {step}: {quantity}[{tensor}] differs: {x!r} != {y!r}"
+                )
+
+
+# ---------------------------------------------------------------- capabilities, versions, manifests
+
+
+def test_capabilities_and_manifests() -> None:
+    expected = {  # name -> (config, sparse, replicas); every subject has set_state and serialize
+        LEGACY: (True, True, True),
+        NEW: (True, True, True),
+        RAW_V2: (False, True, False),
+        RAW_V1: (False, True, False),
+        KERAS: (True, True, False),
+    }
+    for name in TF_SUBJECTS:
+        adapter = SUBJECTS[name]
+        caps = adapter.capabilities
+        assert caps.set_state and caps.serialize and not caps.loss, name
+        assert (caps.config, caps.sparse, caps.replicas) == expected[name], name
+        assert caps.dtypes == ("float32", "float64"), name
+        spec = {LEGACY: "tf_keras", NEW: "tf_keras", RAW_V2: "tf_raw", RAW_V1: "tf_raw", KERAS: "keras"}[name]
+        assert pathlib.Path(adapter.manifest) == _manifest_dir() / f"{spec}.toml", name
+        assert pathlib.Path(adapter.manifest).is_file()
+    # Adapters a user builds carry no manifest: the built-in known failures are not theirs.
+    for mine in (TFKerasAdapter(dialect="adagrad/tf-keras-v2"), TFRawAdapter(dialect="adagrad/tf1")):
+        assert not hasattr(mine, "manifest")
+    if ON_TF:
+        assert not hasattr(KerasAdapter(dialect="adagrad/keras3"), "manifest")
+
+
+def _manifest_dir() -> pathlib.Path:
+    return pathlib.Path(keras_adapters.__file__).resolve().parent.parent / "manifests"
+
+
+def test_versions() -> None:
+    tf_keras_version = tf_keras._import_tf_keras().__version__
+    assert SUBJECTS[LEGACY].versions() == {"tf_keras": tf_keras_version, "tensorflow": tf.__version__}
+    assert SUBJECTS[RAW_V2].versions() == {"tensorflow": tf.__version__}
+    if ON_TF:
+        assert SUBJECTS[KERAS].versions() == {
+            "keras": keras.__version__,
+            "backend": "tensorflow",
+            "tensorflow": tf.__version__,
+        }
+
+
+# ---------------------------------------------------------------- set_state
+
+
+@pytest.mark.parametrize("name", TF_SUBJECTS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_set_state_at_each_step_then_step_gives_the_next(name: str, dtype: str) -> None:
+    """Teacher forcing on the checkpointed random trajectory: one fresh optimizer, set to expected step t before
+    each step, lands on expected step t + 1 (for Keras 3 on TF in float64 too: set_state replaces its float32-
+    rounded initial accumulator)."""
+    case = checkpoint_case(name, dtype)
+    count, slots = case.initial_state
+    params = case.initial_params
+    live = SUBJECTS[name].create(case.dialect, case.hparams, [p.copy() for p in case.initial_params])
+    for index, want in enumerate(case.expected):
+        live.set_state(params, slots, count)
+        live.step(case.grads[index])
+        assert_within_k(snapshot(live), want, dtype, f"{name} {case.test_id} step {index + 1}")
+        params, slots, count = want.params, want.state, want.count
+
+
+def test_a_counter_that_starts_at_a_million() -> None:
+    """tf.keras v2's inverse-time decay reads `iterations`: set_state must put 10**6 there."""
+    for case in cases("adagrad/tf-keras-v2", "float64", "DECAY_LARGE_STEP"):
+        live = start(LEGACY, case)
+        assert live.count() == 10**6 and live.optimizer.get_weights()[0] == 10**6
+        for index, (got, want) in enumerate(zip(run(live, case), case.expected, strict=True), start=1):
+            assert_within_k(got, want, case.dtype, f"{case.test_id} step {index}")
+
+
+@pytest.mark.parametrize("name", TF_SUBJECTS)
+def test_set_state_refuses_what_does_not_fit(name: str) -> None:
+    case = checkpoint_case(name)
+    live = SUBJECTS[name].create(case.dialect, case.hparams, case.initial_params)
+    _, slots = case.initial_state
+    count = 0 if reference.get(case.dialect).counter else None
+    with pytest.raises(ValueError, match="needs slots"):
+        live.set_state(case.initial_params, {}, count)
+    with pytest.raises(ValueError, match="shape"):
+        live.set_state([np.zeros((7,), np.float32)], slots, count)
+    with pytest.raises(ValueError, match="float64 value for a float32"):
+        live.set_state([p.astype(np.float64) for p in case.initial_params], slots, count)
+    if count is None:
+        with pytest.raises(ValueError, match="keeps no counter"):
+            live.set_state(case.initial_params, slots, 3)
+
+
+# ---------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize("name", KERAS_STYLE)
+def test_config_round_trip_gives_an_identical_trajectory(name: str) -> None:
+    adapter = SUBJECTS[name]
+    case = checkpoint_case(name, "float64")
+    original = start(name, case)
+    config = original.config()
+    assert json.loads(json.dumps(config)) == config  # JSON values: TF's float32 learning_rate became a float
+    assert config["learning_rate"] == float(np.float32(case.hparams["learning_rate"]))
+    rebuilt = adapter.from_config(case.dialect, config, [p.copy() for p in case.initial_params])
+    assert rebuilt.config() == config
+    assert_identical(run(rebuilt, case), run(original, case), f"{name} {case.test_id}")
+
+
+# ---------------------------------------------------------------- save / load
+
+
+@pytest.mark.parametrize("name", TF_SUBJECTS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_save_and_load_at_the_checkpoint_continue_bit_identically(name: str, dtype: str, tmp_path: Any) -> None:
+    adapter = SUBJECTS[name]
+    case = checkpoint_case(name, dtype)
+    assert case.checkpoint is not None
+    uninterrupted = run(start(name, case), case)
+    before = start(name, case)
+    run(before, case, stop=case.checkpoint)
+    before.save(tmp_path)
+    files = {p.name for p in tmp_path.iterdir()}
+    if name == KERAS:
+        assert {"model.keras", "optimizer_variables.npz"} <= files
+    else:
+        assert "checkpoint.index" in files
+    after = adapter.load(case.dialect, case.hparams, before.params(), tmp_path)
+    assert after is not before
+    assert_identical([snapshot(after)], [snapshot(before)], f"{name} {case.test_id} loaded")
+    assert_identical(run(after, case, start=case.checkpoint), uninterrupted[case.checkpoint :], f"{name} resumed")
+
+
+@needs_tf_backend
+def test_keras_load_restores_the_model_file_and_checks_the_variables_file(tmp_path: Any) -> None:
+    case = checkpoint_case(KERAS)
+    before = start(KERAS, case)
+    run(before, case, stop=case.checkpoint)
+    before.save(tmp_path)
+    after = SUBJECTS[KERAS].load(case.dialect, case.hparams, before.params(), tmp_path)
+    # The loaded optimizer is the one inside the model file: a compiled ParamsModel with the optimizer restored.
+    assert type(after.model).__name__ == "ParamsModel" and after.model.optimizer is after.optimizer
+    assert after.optimizer.get_config() == before.optimizer.get_config()
+    # A variables file that disagrees with the model file is refused, not silently preferred.
+    with np.load(tmp_path / "optimizer_variables.npz") as saved:
+        store = {key: saved[key] for key in saved.files}
+    store[str(len(store) - 1)] = store[str(len(store) - 1)] + 1
+    np.savez(tmp_path / "optimizer_variables.npz", **store)
+    with pytest.raises(ValueError, match="accumulator"):
+        SUBJECTS[KERAS].load(case.dialect, case.hparams, before.params(), tmp_path)
+
+
+# ---------------------------------------------------------------- a user's class
+
+
+class MyAdagrad(keras.optimizers.Adagrad):
+    """A user's class, unregistered with Keras' serialisation: the adapter hands it to load_model."""
+
+
+@needs_tf_backend
+def test_a_users_keras_class_through_config_and_the_model_file(tmp_path: Any) -> None:
+    mine = KerasAdapter(MyAdagrad, dialect="adagrad/keras3")
+    assert mine.name == f"{__name__}.MyAdagrad" and mine.capabilities.sparse
+    case = checkpoint_case(KERAS)
+    want = run(start(KERAS, case), case)
+    live = mine.create(case.dialect, case.hparams, case.initial_params)
+    assert_identical(run(live, case), want, "MyAdagrad")
+    rebuilt = mine.from_config(case.dialect, live.config(), case.initial_params)
+    assert type(rebuilt.optimizer) is MyAdagrad
+    before = mine.create(case.dialect, case.hparams, case.initial_params)
+    run(before, case, stop=case.checkpoint)
+    before.save(tmp_path)
+    after = mine.load(case.dialect, case.hparams, before.params(), tmp_path)
+    assert type(after.optimizer) is MyAdagrad  # load_model found the class through custom_objects
+    assert_identical(run(after, case, start=case.checkpoint), want[case.checkpoint :], "MyAdagrad loaded")
+
+
+# ---------------------------------------------------------------- sparse gradients with repeated rows
+
+
+def _duplicates(dtype: str) -> tuple[np.ndarray, SparseGrad]:
+    """dialects.md E3: rows [1, 1] with g = 1 and then 2 on theta = 2, A0 = 0.1."""
+    fmt = format_of(dtype).np_dtype
+    return np.full((3, 2), 2.0, fmt), SparseGrad((1, 1), np.array([[1.0, 1.0], [2.0, 2.0]], fmt))
+
+
+@pytest.mark.parametrize("name", [LEGACY, NEW, RAW_V2])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sparse_duplicates_match_the_corpus(name: str, dtype: str) -> None:
+    """tf_keras (both APIs) sums repeated rows, as its dialects say; the V2 op applies them in order, as its does."""
+    for case in cases(dialect_of(name), dtype, "SPARSE_DUPLICATES"):
+        live = start(name, case)
+        for index, want in enumerate(case.expected):
+            live.step(case.grads[index])
+            assert_within_k(snapshot(live), want, dtype, f"{name} {case.test_id} step {index + 1}")
+            held, given = live.gradients()[0], case.grads[index][0]
+            assert isinstance(held, SparseGrad) and held.indices == given.indices  # repeats reach the framework
+            np.testing.assert_array_equal(held.values, given.values.astype(format_of(dtype).np_dtype))
+
+
+def test_sparse_duplicates_by_rule() -> None:
+    """The three rules side by side on one step: summed (tf_keras), in order (the raw ops), and Keras 3 on TF,
+    which adds each g^2 and divides every g by the final sqrt(A + eps) (keras.toml records the deviation)."""
+    theta, grad = _duplicates("float64")
+    summed_a, summed_theta = 0.1 + 9.0, 2 - 3 / np.sqrt(9.1)
+    for name, hparams in ((LEGACY, {"learning_rate": 1.0, "epsilon": 1e-300}), (NEW, {"learning_rate": 1.0})):
+        live = SUBJECTS[name].create(dialect_of(name), hparams | {"initial_accumulator_value": 0.1}, [theta])
+        live.step([grad])
+        np.testing.assert_allclose(live.state()["accumulator"][0][1], summed_a, rtol=1e-15)
+        np.testing.assert_allclose(live.params()[0][1], summed_theta, rtol=1e-7)  # new: sqrt(A + 1e-7)
+    live = SUBJECTS[RAW_V2].create("adagrad/tf-raw-v2", {"lr": 1.0, "epsilon": 0.0}, [theta])
+    live.step([grad])
+    np.testing.assert_allclose(live.state()["accum"][0][1], 5.1, rtol=1e-15)
+    np.testing.assert_allclose(live.params()[0][1], 2 - 1 / np.sqrt(1.1) - 2 / np.sqrt(5.1), rtol=1e-15)
+    if ON_TF:
+        live = SUBJECTS[KERAS].create("adagrad/keras3", {"learning_rate": 1.0, "epsilon": 0.0}, [theta])
+        live.step([grad])
+        a_keras = np.float64(np.float32(0.1)) + 1.0 + 4.0  # Keras 3 on TF: A0 through float32, then each g^2
+        np.testing.assert_allclose(live.state()["accumulator"][0][1], a_keras, rtol=1e-15)
+        np.testing.assert_allclose(live.params()[0][1], 2 - 3 / np.sqrt(a_keras), rtol=1e-14)
+        np.testing.assert_array_equal(live.params()[0][[0, 2]], theta[[0, 2]])  # untouched rows stay
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_tf1_sparse_op_applies_duplicates_in_order(dtype: str) -> None:
+    """Evidence for tf_raw.toml: ResourceSparseApplyAdagrad matches adagrad/tf1 with the sequential rule on the
+    corpus case it xfails, so the only difference from the dialect is how repeated rows combine."""
+    tf1 = reference.get("adagrad/tf1")
+    sequential = dataclasses.replace(tf1, knobs=dataclasses.replace(tf1.knobs, sparse=SparseRule.SEQUENTIAL))
+    for case in cases("adagrad/tf1", dtype, "SPARSE_DUPLICATES"):
+        steps = reference.run(sequential, case.hparams, dtype, case.initial_params, case.grads)
+        got = run(start(RAW_V1, case), case)
+        for index, (mine, want) in enumerate(zip(got, steps, strict=True), start=1):
+            as_expected = corpus.ExpectedStep(
+                params=want.params, state=want.state, count=None, scales=want.error_scale, branches=None
+            )
+            assert_within_k(mine, as_expected, dtype, f"{case.test_id} step {index} (sequential)")
+        assert any(  # and the corpus (summed) disagrees, so the xfail is about this rule alone
+            a.tobytes() != b.tobytes() for a, b in zip(got[0][0], case.expected[0].params, strict=True)
+        )
+
+
+# ---------------------------------------------------------------- replicas (MirroredStrategy, two logical CPUs)
+
+
+def _split(row: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """g = a + b exactly with a != b: a = fl(0.7 g), so g - a is exact (Sterbenz) and a + b rounds back to g."""
+    first = [(g * g.dtype.type(0.7)).astype(g.dtype) for g in row]
+    second = [g - a for g, a in zip(row, first, strict=True)]
+    for g, a, b in zip(row, first, second, strict=True):
+        assert (a + b).tobytes() == g.tobytes() and a.tobytes() != b.tobytes()
+    return first, second
+
+
+@pytest.mark.parametrize("name", [LEGACY, NEW])
+def test_replicas_are_summed_by_the_optimizer(name: str) -> None:
+    case = checkpoint_case(name, "float64")
+    live = start(name, case)
+    plain = run(start(name, case), case)
+    for index, want in enumerate(case.expected):
+        live.step_replicated(list(_split(case.grads[index])))
+        assert_within_k(snapshot(live), want, case.dtype, f"{name} {case.test_id} step {index + 1}")
+        for variable in live.variables:
+            values = live.local_values(variable)
+            assert len(values) == 2 and values[0].tobytes() == values[1].tobytes()
+    assert live.strategy is mirrored_strategy() and live.strategy.num_replicas_in_sync == 2
+    # The parts sum to g exactly, so the summed run is bit-identical to the single-device one.
+    assert_identical([snapshot(live)], plain[-1:], f"{name} replicated vs plain")
+
+
+@pytest.mark.parametrize("name", [LEGACY, NEW])
+def test_experimental_aggregate_gradients_false_leaves_the_sum_to_the_caller(name: str) -> None:
+    case = checkpoint_case(name, "float64")
+    row = case.grads[0]
+    h0, h1 = _split(row)
+    # Unaggregated: each replica applies its own part, so the copies of one variable part ways.
+    own = start(name, case)
+    own.step_replicated([h0, h1], aggregate=False)
+    for replica, part in enumerate((h0, h1)):
+        alone = start(name, case)
+        alone.step(part)
+        got = [own.local_values(v)[replica] for v in own.variables]
+        assert [g.tobytes() for g in got] == [p.tobytes() for p in alone.params()], f"replica {replica}"
+    with pytest.raises(RuntimeError, match="replica 1 holds"):
+        own.params()  # reading insists that the replicas agree
+    # The caller's all-reduce (here: the sum, handed to both replicas) gives the aggregated step again.
+    summed = start(name, case)
+    summed.step_replicated([row, row], aggregate=False)
+    aggregated = start(name, case)
+    aggregated.step_replicated([h0, h1])
+    assert_identical([snapshot(summed)], [snapshot(aggregated)], f"{name} caller-summed vs aggregated")
+    # Once replicated, a plain step hands every replica the whole gradient, unaggregated.
+    summed.step(case.grads[1])
+    aggregated.step_replicated(list(_split(case.grads[1])))
+    assert_identical([snapshot(summed)], [snapshot(aggregated)], f"{name} step after replication")
+
+
+# ---------------------------------------------------------------- gradients() and isolation
+
+
+@pytest.mark.parametrize("name", TF_SUBJECTS)
+def test_gradients_are_what_was_passed(name: str) -> None:
+    case = checkpoint_case(name)
+    live = SUBJECTS[name].create(case.dialect, case.hparams, case.initial_params)
+    assert live.gradients() is None
+    live.step(case.grads[0])
+    held = live.gradients()
+    assert [h.tobytes() for h in held] == [g.tobytes() for g in case.grads[0]]
+
+
+def _python(code: str, **env: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ | env, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_each_adapter_runs_without_the_other_frameworks() -> None:
+    """tf_raw and tf_keras never need Keras 3, and tf_raw and Keras 3 never need tf_keras: each runs with the
+    others made unimportable (two processes: tf_raw, then tf_keras, without keras; Keras 3 without tf_keras)."""
+    code = """
+import sys
+import numpy as np
+sys.modules.update({{name: None for name in {blocked}}})
+for module, hparams in {runs}:
+    adapter = __import__(f"conformance.adapters.{{module}}", fromlist=["subjects"]).subjects()[0]
+    live = adapter.create(adapter.capabilities.dialects[0], hparams, [np.ones(2, np.float32)])
+    live.step([np.full(2, 0.5, np.float32)])
+    print(module, float(live.params()[0][0]) < 1)
+    sys.modules.pop("tf_keras")  # from here on, only keras stays blocked
+"""
+    runs = [("tf_raw", {"lr": 0.1}), ("tf_keras", {"learning_rate": 0.1})]
+    out = _python(code.format(blocked=["keras", "tf_keras"], runs=runs), KERAS_BACKEND="tensorflow")
+    assert out.split() == ["tf_raw", "True", "tf_keras", "True"], out
+    runs = [("keras", {"learning_rate": 0.1})]
+    out = _python(code.format(blocked=["tf_keras"], runs=runs), KERAS_BACKEND="tensorflow")
+    assert out.split() == ["keras", "True"], out
+
+
+def test_the_keras_backend_is_read_from_the_environment() -> None:
+    """KERAS_BACKEND picks the backend for the whole process; subjects() follows it (name, manifest, claims)."""
+    code = """
+from conformance.adapters import keras as k
+(s,) = k.subjects()
+print(s.name, s.backend, s.capabilities.sparse, s.capabilities.dtypes, s.manifest.name)
+"""
+    out = _python(code, KERAS_BACKEND="jax", JAX_ENABLE_X64="0").split()
+    assert out == ["keras.optimizers.Adagrad[jax]", "jax", "False", "('float32',)", "keras-jax.toml"]
