@@ -131,15 +131,15 @@ def explain(args: argparse.Namespace) -> int:
 
 
 def matrix(args: argparse.Namespace) -> int:
-    from conformance.matrix import BUILT_IN_SUBJECTS, installed, run_all, write_into
+    from conformance.matrix import BUILT_IN_SUBJECTS, VARIANTS, installed, run_all, write_into
 
-    specs = [spec for spec in BUILT_IN_SUBJECTS if installed(spec)] + list(args.impl or [])
+    specs = [spec for spec in [*BUILT_IN_SUBJECTS, *VARIANTS] if installed(spec)] + list(args.impl or [])
     if args.only:
         unknown = sorted(set(args.only) - set(specs))
         if unknown:
             raise UsageError(f"--only {', '.join(unknown)}: not installed or not a built-in (have {', '.join(specs)})")
         specs = [s for s in specs if s in args.only]
-    missing = [s for s in BUILT_IN_SUBJECTS if not installed(s)]
+    missing = [s for s in [*BUILT_IN_SUBJECTS, *VARIANTS] if not installed(s)]
     if missing:
         print(f"optconf matrix: not installed, left out: {', '.join(missing)}", file=sys.stderr)
     evidence = run_all(specs, sys.stderr)

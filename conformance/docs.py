@@ -92,7 +92,20 @@ def tolerance_section() -> str:
     return "\n".join(lines) + "\n"
 
 
+def selftest_section() -> str:
+    """The broken-optimizer corpus, from conformance.selftest."""
+    from conformance.selftest import SUBJECTS
+
+    lines = ["| Subject | Dialect | Defect | Caught first by |", "| --- | --- | --- | --- |"]
+    for subject in SUBJECTS:
+        check = f"`test_{subject.expected_check}`" if subject.expected_check else "passes (a correct control)"
+        defect = subject.defect or "none"
+        lines.append(f"| `{subject.name}` | `{subject.dialect}` | {defect} | {check} |")
+    return "\n".join(lines) + "\n"
+
+
 GENERATED: dict[str, Callable[[], str]] = {
+    "selftest": selftest_section,
     "dialects": dialects_section,
     "vector-format": vector_format_section,
     "options": options_section,

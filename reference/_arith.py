@@ -34,8 +34,15 @@ _ZERO = mpmath.mpf(0)
 _UNDERFLOW_FLOOR: ContextVar[mpmath.mpf | int] = ContextVar("underflow_floor", default=0)
 
 
+# Where to note an intermediate that exceeds the format's largest finite value (None: not evaluating).
+_OVERFLOWS: ContextVar[tuple[mpmath.mpf, list[str]] | None] = ContextVar("overflows", default=None)
+
+
 def _rounding(v: mpmath.mpf) -> mpmath.mpf:
     """The rounding error bound of one operation whose exact result is v, in units of u."""
+    watch = _OVERFLOWS.get()
+    if watch is not None and _finite(v) and abs(v) > watch[0]:
+        watch[1].append(f"an intermediate {mpmath.nstr(v, 6)} exceeds the format's range")
     return abs(v) + _UNDERFLOW_FLOOR.get()
 
 
@@ -168,15 +175,19 @@ class OracleOps:
     # Decisions an implementation could take the other way: a clamp within 8 u of its bound, or a product
     # within a factor 2 of the underflow threshold. The generator's guard bands read this.
     near_ties: list[str] = field(default_factory=list, compare=False)
+    # Exact intermediates beyond the largest finite value: any working-precision evaluation overflows there.
+    overflows: list[str] = field(default_factory=list, compare=False)
 
     @contextmanager
     def evaluating(self) -> Iterator[None]:
         """Within this block, every operation's error scale includes this format's underflow floor."""
         token = _UNDERFLOW_FLOOR.set(mpmath.ldexp(mpmath.mpf(1), self.fmt.emin))
+        watch = _OVERFLOWS.set((self.fmt.largest_finite, self.overflows))
         try:
             yield
         finally:
             _UNDERFLOW_FLOOR.reset(token)
+            _OVERFLOWS.reset(watch)
 
     def const(self, value: mpmath.mpf | float) -> Tracked:
         return _lift(value)
@@ -275,7 +286,7 @@ def _compare(a: Any, b: Any, fn: Callable[[Tracked, Tracked], bool]) -> Any:
     return np.frompyfunc(lambda p, q: fn(_lift(p), _lift(q)), 2, 1)(a, b)
 
 
-# Below this many elements NumPy's own np.where is as quick as the bitwise select (fewer calls).
+# Smaller arrays (every corpus case) keep np.where: at that size the calls cost more than the loop.
 _SELECT_MIN_SIZE = 4096
 
 
@@ -283,8 +294,9 @@ def _select(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray | None
     """np.where(cond, a, b), bit for bit, as b ^ ((a ^ b) * cond) on the integer view; None if it does not apply.
 
     NumPy's where on floats is a scalar, branchy loop: on 1M float32 elements with a random condition it takes
-    about 50 times a copy, where these three integer ufuncs take about 4. It applies to same-dtype float arrays,
+    about 80 times a copy, where these three integer ufuncs take about 5. It applies to same-dtype float arrays,
     for which np.where copies bits. A uniform condition returns a or b itself (see NumpyOps).
+    benchmarks/test_numpy_step.py holds this to np.where bit for bit.
     """
     if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and isinstance(cond, np.ndarray)):
         return None

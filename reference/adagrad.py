@@ -216,8 +216,9 @@ def _clip(ops: Ops, hp: AdagradHparams, knobs: AdagradKnobs, grads: list[Any]) -
 
 
 def _rescale(ops: Ops, tensors: list[Any], c: Any) -> list[Any]:
-    """g * c / max(||G||, c): the tensors keep their direction and get a joint norm of at most c."""
-    norm = ops.sqrt(ops.sum_of_squares(tensors))
-    if not norm > c:
-        return tensors
-    return [g * c / norm for g in tensors]
+    """g * c / max(||G||, c): the tensors keep their direction and get a joint norm of at most c.
+
+    Computed unconditionally, as the frameworks do, so a NaN in any element makes the whole group NaN.
+    """
+    scale_down = ops.maximum(ops.sqrt(ops.sum_of_squares(tensors)), c)
+    return [g * c / scale_down for g in tensors]

@@ -24,8 +24,8 @@ _DENOMINATOR = {
 }
 _CLIP = {
     ClipKind.VALUE: "g ← min(max(g, −v), v)  (clipvalue v)",
-    ClipKind.NORM: "g ← g·c / ‖g‖₂ if ‖g‖₂ > c  (clipnorm c, each tensor alone)",
-    ClipKind.GLOBAL_NORM: "g ← g·c / ‖G‖₂ if ‖G‖₂ > c  (global clipnorm c, G = all tensors together)",
+    ClipKind.NORM: "g ← g·c / max(‖g‖₂, c)  (clipnorm c, each tensor alone)",
+    ClipKind.GLOBAL_NORM: "g ← g·c / max(‖G‖₂, c)  (global clipnorm c, G = all tensors together)",
 }
 
 

@@ -169,7 +169,7 @@ def step(
         prev_grads.append(ops.where(shrink, ops.full_like(g, 0.0), g) if knobs.freeze else g)
         prev_updates.append(ops.store(d))
         step_sizes.append(delta)
-        branches.append(grow.astype(int) - shrink.astype(int))
+        branches.append(grow.astype("int8") - shrink.astype("int8"))
     state = RpropState(
         state.count + 1, tuple(step_sizes), tuple(prev_grads), tuple(prev_updates), current_loss, tuple(branches)
     )

@@ -16,28 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
 
+from .keras_exact import constant, fill, product_is_positive, scaled
+
 __all__ = ["KerasAnswerRProp", "KerasQuestionRProp"]
-
-
-def _constant(value: float, dtype: Any) -> Any:
-    """`value` rounded once to `dtype`.
-
-    Not `ops.cast(value, dtype)`: on TensorFlow that goes through float32 first, so float64 0.3 would become
-    0.30000001192092896.
-    """
-    return ops.convert_to_tensor(value, dtype=dtype)
-
-
-def _fill(value: float) -> Any:
-    """An initializer that fills a variable with `value`, rounded once to the variable's dtype."""
-
-    def initializer(shape: Any, dtype: Any = None) -> np.ndarray:
-        return np.full(shape, value, dtype=keras.backend.standardize_dtype(dtype))
-
-    return initializer
 
 
 class KerasAnswerRProp(keras.optimizers.Optimizer):
@@ -88,7 +71,7 @@ class KerasAnswerRProp(keras.optimizers.Optimizer):
             return
         super().build(variables)
         self._alphas = [
-            self.add_variable_from_reference(v, "alphas", initializer=_fill(self.init_alpha)) for v in variables
+            self.add_variable_from_reference(v, "alphas", initializer=fill(self.init_alpha)) for v in variables
         ]
         self._old_grads = [self.add_variable_from_reference(v, "old_grads") for v in variables]
 
@@ -98,9 +81,9 @@ class KerasAnswerRProp(keras.optimizers.Optimizer):
         alpha, old_grad = self._alphas[index], self._old_grads[index]
         dtype = variable.dtype
         grad = ops.cast(gradient, dtype)
-        same_sign = _product_is_positive(grad, old_grad)
-        grown = ops.minimum(_scaled(alpha, self.scale_up), _constant(self.max_alpha, dtype))
-        shrunk = ops.maximum(_scaled(alpha, self.scale_down), _constant(self.min_alpha, dtype))
+        same_sign = product_is_positive(grad, old_grad)
+        grown = ops.minimum(scaled(alpha, self.scale_up), constant(self.max_alpha, dtype))
+        shrunk = ops.maximum(scaled(alpha, self.scale_down), constant(self.min_alpha, dtype))
         new_alpha = ops.where(same_sign, grown, shrunk)
         self.assign(variable, ops.subtract(variable, ops.multiply(ops.sign(grad), new_alpha)))
         self.assign(alpha, new_alpha)
@@ -117,40 +100,6 @@ class KerasAnswerRProp(keras.optimizers.Optimizer):
             max_alpha=self.max_alpha,
         )
         return config
-
-
-def _scaled(step: Any, factor: float) -> Any:
-    """fl(step·factor) with `factor` unrounded: float64 arithmetic, then one rounding to the step's format.
-
-    (On float32 this is a double rounding, which differs from a single one only when the float64 product
-    lands exactly halfway between two float32 values.)
-    """
-    wide = ops.multiply(ops.cast(step, "float64"), _constant(factor, "float64"))
-    return ops.cast(wide, step.dtype)
-
-
-# Half the smallest subnormal of each format: fl(x) > 0 exactly when x > this (a tie rounds to even, i.e. to 0).
-_HALF_TINY = {"float16": 2.0**-25, "bfloat16": 2.0**-134, "float32": 2.0**-150}
-
-
-def _product_is_positive(a: Any, b: Any) -> Any:
-    """Whether fl(a·b) > 0 in a's format, with gradual underflow, on a backend that flushes subnormals to zero.
-
-    TensorFlow on CPU flushes subnormal results to zero, so float32 1e-19·1e-19 gives 0, while the format holds
-    1e-38. So the sign is never taken from a possibly-subnormal product:
-    - float32 and narrower: the float64 product of two such values is exact and normal, and it is compared with
-      half the format's smallest subnormal.
-    - float64: both factors are scaled by 2^538, so the threshold 2^-1075 becomes 2. This is exact unless the
-      exact product lies within one ulp above the threshold. A factor that overflows to ±inf keeps the right sign,
-      and inf·0 = NaN correctly compares false.
-    Subnormal inputs are still read as 0 where the backend treats subnormal inputs as zero.
-    """
-    dtype = keras.backend.standardize_dtype(a.dtype)
-    if dtype == "float64":
-        scale = _constant(2.0**538, "float64")
-        return ops.greater(ops.multiply(ops.multiply(a, scale), ops.multiply(b, scale)), _constant(2.0, "float64"))
-    wide = ops.multiply(ops.cast(a, "float64"), ops.cast(b, "float64"))
-    return ops.greater(wide, _constant(_HALF_TINY[dtype], "float64"))
 
 
 def _refuse_out_of_range(settings: dict[str, float]) -> None:
@@ -232,7 +181,7 @@ class KerasQuestionRProp(keras.optimizers.Optimizer):
             return
         super().build(variables)
         self._steps = [
-            self.add_variable_from_reference(v, "delta", initializer=_fill(self.init_step)) for v in variables
+            self.add_variable_from_reference(v, "delta", initializer=fill(self.init_step)) for v in variables
         ]
         self._grads_old = [self.add_variable_from_reference(v, "prev_grad") for v in variables]
         self._negated_w_change_old = [self.add_variable_from_reference(v, "prev_update") for v in variables]

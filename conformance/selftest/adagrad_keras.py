@@ -22,6 +22,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from conformance.community.keras_exact import constant, fill
+
 __all__ = [
     "AccumulatorRecreated",
     "ClipNormBeforeValue",
@@ -33,20 +35,6 @@ __all__ = [
     "SelftestKerasAdagrad",
     "SelftestKerasV2Adagrad",
 ]
-
-
-def _constant(value: float, dtype: Any) -> Any:
-    """`value` rounded once to `dtype`."""
-    return ops.convert_to_tensor(value, dtype=dtype)
-
-
-def _fill(value: float) -> Any:
-    """An initializer that fills a variable with `value`, rounded once to the variable's dtype."""
-
-    def initializer(shape: Any, dtype: Any = None) -> np.ndarray:
-        return np.full(shape, value, dtype=keras.backend.standardize_dtype(dtype))
-
-    return initializer
 
 
 def _dense(gradient: Any, variable: Any) -> Any:
@@ -120,7 +108,7 @@ class SelftestKerasAdagrad(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(variables)
-        start = _fill(self._initial_accumulator())
+        start = fill(self._initial_accumulator())
         self._accumulators = [self.add_variable_from_reference(v, "accumulator", initializer=start) for v in variables]
 
     def _accumulator_before(self, accumulator: Any) -> Any:
@@ -136,10 +124,10 @@ class SelftestKerasAdagrad(keras.optimizers.Optimizer):
         grad = _dense(gradient, variable)
         accumulator = self._accumulators[self._get_variable_index(variable)]
         if self.decoupled_weight_decay:
-            decay = _constant(self.decoupled_weight_decay, dtype)
+            decay = constant(self.decoupled_weight_decay, dtype)
             self.assign(variable, ops.subtract(variable, ops.multiply(ops.multiply(variable, decay), lr)))
         self.assign(accumulator, ops.add(self._accumulator_before(accumulator), ops.square(grad)))
-        step = ops.divide(ops.multiply(lr, grad), self._denominator(accumulator, _constant(self.epsilon, dtype)))
+        step = ops.divide(ops.multiply(lr, grad), self._denominator(accumulator, constant(self.epsilon, dtype)))
         self.assign(variable, ops.subtract(variable, step))
 
     def get_config(self) -> dict[str, Any]:
@@ -160,7 +148,7 @@ class AccumulatorRecreated(SelftestKerasAdagrad):
     """
 
     def _accumulator_before(self, accumulator: Any) -> Any:
-        return _fill(self.initial_accumulator_value)(accumulator.shape, accumulator.dtype)  # DEFECT
+        return fill(self.initial_accumulator_value)(accumulator.shape, accumulator.dtype)  # DEFECT
 
 
 class EpsOutsideSqrt(SelftestKerasAdagrad):
@@ -201,11 +189,11 @@ class ConfigDropsEpsilon(SelftestKerasAdagrad):
 
 
 def _rescaled(tensors: list[Any], c: float) -> list[Any]:
-    """g·c/‖G‖ where the joint norm ‖G‖ exceeds c, else g unchanged (bit for bit)."""
+    """g·c/max(‖G‖, c), as tf.clip_by_norm computes it (a NaN anywhere makes every element NaN)."""
     dtype = tensors[0].dtype
     norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in tensors))
-    limit = _constant(c, dtype)
-    return [ops.where(ops.greater(norm, limit), ops.divide(ops.multiply(g, limit), norm), g) for g in tensors]
+    limit = constant(c, dtype)
+    return [ops.divide(ops.multiply(g, limit), ops.maximum(norm, limit)) for g in tensors]
 
 
 class SelftestKerasV2Adagrad(keras.optimizers.Optimizer):
@@ -262,7 +250,7 @@ class SelftestKerasV2Adagrad(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(variables)
-        start = _fill(self.initial_accumulator_value)
+        start = fill(self.initial_accumulator_value)
         self._accumulators = [self.add_variable_from_reference(v, "accumulator", initializer=start) for v in variables]
 
     def _clip(self, grads: list[Any]) -> list[Any]:
@@ -271,7 +259,7 @@ class SelftestKerasV2Adagrad(keras.optimizers.Optimizer):
             if c is None:
                 continue
             if kind == "clipvalue":
-                grads = [ops.clip(g, _constant(-c, g.dtype), _constant(c, g.dtype)) for g in grads]
+                grads = [ops.clip(g, constant(-c, g.dtype), constant(c, g.dtype)) for g in grads]
             elif kind == "clipnorm":
                 grads = [_rescaled([g], c)[0] for g in grads]
             else:
@@ -292,13 +280,13 @@ class SelftestKerasV2Adagrad(keras.optimizers.Optimizer):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)  # Keras holds it in float32
         if self.decay:
-            kappa = _constant(float(np.float32(self.decay)), dtype)
+            kappa = constant(float(np.float32(self.decay)), dtype)
             t = ops.cast(self._decay_count(), dtype)
-            lr = ops.divide(lr, ops.add(_constant(1.0, dtype), ops.multiply(kappa, t)))
+            lr = ops.divide(lr, ops.add(constant(1.0, dtype), ops.multiply(kappa, t)))
         grad = _dense(gradient, variable)
         accumulator = self._accumulators[self._get_variable_index(variable)]
         self.assign(accumulator, ops.add(accumulator, ops.square(grad)))
-        denominator = ops.add(ops.sqrt(accumulator), _constant(self.epsilon, dtype))
+        denominator = ops.add(ops.sqrt(accumulator), constant(self.epsilon, dtype))
         self.assign(variable, ops.subtract(variable, ops.divide(ops.multiply(lr, grad), denominator)))
 
     def get_config(self) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
-import numpy as np
 from keras import ops
+
+from conformance.community.keras_exact import constant, fill, product_is_positive, scaled
 
 __all__ = [
     "EtaPlusOnSignChange",
@@ -27,44 +28,6 @@ __all__ = [
     "PreviousGradientIsParameter",
     "SelftestKerasRprop",
 ]
-
-
-def _constant(value: float, dtype: Any) -> Any:
-    """`value` rounded once to `dtype` (not `ops.cast`, which on TensorFlow goes through float32 first)."""
-    return ops.convert_to_tensor(value, dtype=dtype)
-
-
-def _fill(value: float) -> Any:
-    def initializer(shape: Any, dtype: Any = None) -> np.ndarray:
-        return np.full(shape, value, dtype=keras.backend.standardize_dtype(dtype))
-
-    return initializer
-
-
-def _scaled(step: Any, factor: float) -> Any:
-    """fl(step·factor) with the factor unrounded: the product in float64, rounded once to the step's format."""
-    wide = ops.multiply(ops.cast(step, "float64"), _constant(factor, "float64"))
-    return ops.cast(wide, step.dtype)
-
-
-# Half the smallest subnormal of float32: fl32(x) > 0 exactly when x > this (a tie rounds to even, i.e. to 0).
-_HALF_TINY_FLOAT32 = 2.0**-150
-
-
-def _product_is_positive(a: Any, b: Any) -> Any:
-    """Whether fl(a·b) > 0 in a's format, with gradual underflow, also on a backend that flushes subnormals.
-
-    TensorFlow on CPU flushes subnormal results to zero (float32 1e-19·1e-19 gives 0, not 1e-38), so the sign
-    is not taken from a product that may be subnormal:
-    - float32: the float64 product of two float32 values is exact and normal; compare it with 2⁻¹⁵⁰.
-    - float64: scale both factors by 2⁵³⁸, so that the threshold 2⁻¹⁰⁷⁵ becomes 2 (a factor that overflows to
-      ±inf keeps its sign; inf·0 = NaN compares false, as fl(g·0) = 0 is not > 0).
-    """
-    if keras.backend.standardize_dtype(a.dtype) == "float64":
-        scale = _constant(2.0**538, "float64")
-        return ops.greater(ops.multiply(ops.multiply(a, scale), ops.multiply(b, scale)), _constant(2.0, "float64"))
-    wide = ops.multiply(ops.cast(a, "float64"), ops.cast(b, "float64"))
-    return ops.greater(wide, _constant(_HALF_TINY_FLOAT32, "float64"))
 
 
 class SelftestKerasRprop(keras.optimizers.Optimizer):
@@ -113,13 +76,13 @@ class SelftestKerasRprop(keras.optimizers.Optimizer):
             return
         super().build(variables)
         self._alphas = [
-            self.add_variable_from_reference(v, "alphas", initializer=_fill(self.init_alpha)) for v in variables
+            self.add_variable_from_reference(v, "alphas", initializer=fill(self.init_alpha)) for v in variables
         ]
         self._old_grads = [self.add_variable_from_reference(v, "old_grads") for v in variables]
 
     def _shrunk(self, alpha: Any) -> Any:
         """The step size after a sign change (or a zero product)."""
-        return ops.maximum(_scaled(alpha, self.scale_down), _constant(self.min_alpha, alpha.dtype))
+        return ops.maximum(scaled(alpha, self.scale_down), constant(self.min_alpha, alpha.dtype))
 
     def _move_size(self, old_alpha: Any, new_alpha: Any) -> Any:
         """The step size the parameter moves by: this step's adapted one."""
@@ -135,8 +98,8 @@ class SelftestKerasRprop(keras.optimizers.Optimizer):
         alpha, old_grad = self._alphas[index], self._old_grads[index]
         dtype = variable.dtype
         grad = ops.cast(gradient, dtype)
-        grown = ops.minimum(_scaled(alpha, self.scale_up), _constant(self.max_alpha, dtype))
-        new_alpha = ops.where(_product_is_positive(grad, old_grad), grown, self._shrunk(alpha))
+        grown = ops.minimum(scaled(alpha, self.scale_up), constant(self.max_alpha, dtype))
+        new_alpha = ops.where(product_is_positive(grad, old_grad), grown, self._shrunk(alpha))
         # Values read now (ops.copy, not the variables themselves, which the assignments below change).
         move = ops.multiply(ops.sign(grad), self._move_size(ops.copy(alpha), new_alpha))
         stored = self._stored_gradient(grad, ops.copy(variable))
@@ -165,7 +128,7 @@ class MaxStepOnSignChange(SelftestKerasRprop):
     """
 
     def _shrunk(self, alpha: Any) -> Any:
-        return ops.maximum(_scaled(alpha, self.scale_down), _constant(self.max_alpha, alpha.dtype))  # DEFECT
+        return ops.maximum(scaled(alpha, self.scale_down), constant(self.max_alpha, alpha.dtype))  # DEFECT
 
 
 class EtaPlusOnSignChange(SelftestKerasRprop):
@@ -175,7 +138,7 @@ class EtaPlusOnSignChange(SelftestKerasRprop):
     """
 
     def _shrunk(self, alpha: Any) -> Any:
-        return ops.maximum(_scaled(alpha, self.scale_up), _constant(self.min_alpha, alpha.dtype))  # DEFECT
+        return ops.maximum(scaled(alpha, self.scale_up), constant(self.min_alpha, alpha.dtype))  # DEFECT
 
 
 class PreviousGradientIsParameter(SelftestKerasRprop):
