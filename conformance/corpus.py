@@ -7,7 +7,7 @@ import json
 import os
 import pathlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -158,14 +158,15 @@ def _schema_errors(doc: Any) -> str | None:
 
 def problems(root: pathlib.Path | None = None) -> list[str]:
     """Everything wrong with the corpus at `root`, one message per problem, each naming its file."""
-    return _scan(root or default_root())[0]
+    return _scan(root or default_root(), None)[0]
 
 
-def _scan(root: pathlib.Path) -> tuple[list[str], bytes, list[Case]]:
+def _scan(root: pathlib.Path, dialects: frozenset[str] | None) -> tuple[list[str], bytes, list[Case]]:
     """One pass over the corpus: the problems, the manifest's bytes, and every case that decoded.
 
     Each file is read, hashed, parsed and validated once, and each case is decoded once: `load` keeps these
     `Case` objects, whose decoded arrays are cached, instead of parsing and decoding the corpus a second time.
+    With `dialects`, only the files MANIFEST.json lists for them are read; the manifest itself is always read.
     """
     manifest_path = root / "MANIFEST.json"
     manifest_bytes = b""
@@ -179,15 +180,21 @@ def _scan(root: pathlib.Path) -> tuple[list[str], bytes, list[Case]]:
     counts: Counter[str] = Counter()
     cases: list[Case] = []
     for relative, entry in sorted(listed.items()):
-        found.extend(_file_problems(root, relative, entry, counts, cases))
+        if dialects is None or not dialects.isdisjoint(_listed_dialects(entry)):
+            found.extend(_file_problems(root, relative, entry, counts, cases))
     on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*.json")} - {"MANIFEST.json", "schema.json"}
     found.extend(f"{root / extra}: not listed in MANIFEST.json" for extra in sorted(on_disk - set(listed)))
-    for dialect in DIALECTS:
+    for dialect in DIALECTS if dialects is None else sorted(dialects):
         if counts[dialect] < MIN_TESTS_PER_DIALECT:
             found.append(
                 f"{root}: {dialect} has {counts[dialect]} test cases, fewer than the minimum {MIN_TESTS_PER_DIALECT}"
             )
     return found, manifest_bytes, cases
+
+
+def _listed_dialects(entry: Any) -> set[str]:
+    listed = entry.get("dialects") if isinstance(entry, dict) else None
+    return set(listed) if isinstance(listed, dict) else set()
 
 
 def _file_problems(
@@ -224,6 +231,8 @@ def _content_problems(
         yield f"{path}: MANIFEST.json counts {entry.get('numberOfTests')} tests but the file holds {len(tests)}"
     if doc["dialect"] not in DIALECTS:
         yield f"{path}: unknown dialect {doc['dialect']!r}"
+    if entry.get("dialects") != {doc["dialect"]: len(tests)}:
+        yield f"{path}: MANIFEST.json lists dialects {entry.get('dialects')} but the file holds {doc['dialect']}"
     ids = Counter(t["tcId"] for _, t in tests)
     duplicated = sorted(i for i, n in ids.items() if n > 1)
     if duplicated:
@@ -245,13 +254,18 @@ def _content_problems(
             cases.append(case)
 
 
-def load(root: pathlib.Path | None = None) -> Corpus:
-    """The whole corpus, after every check in `problems`; raises CorpusError naming the first problem.
+def load(root: pathlib.Path | None = None, dialects: Iterable[str] | None = None) -> Corpus:
+    """The corpus, after every check in `problems`; raises CorpusError naming the first problem.
 
-    The cases come out of the checking pass already decoded: a session parses and decodes the corpus once.
+    With `dialects`, only their files are read and checked: a run against one framework does not pay for the
+    other dialects. The cases come out of the checking pass already decoded: a session parses and decodes once.
     """
     root = root or default_root()
-    found, manifest_bytes, cases = _scan(root)
+    wanted = None if dialects is None else frozenset(dialects)
+    unknown = sorted((wanted or frozenset()) - set(DIALECTS))
+    if unknown:
+        raise CorpusError(f"unknown dialect {unknown[0]!r}; the dialects are {', '.join(DIALECTS)}")
+    found, manifest_bytes, cases = _scan(root, wanted)
     if found:
         more = f" (and {len(found) - 1} more problems)" if len(found) > 1 else ""
         raise CorpusError(f"refusing the corpus: {found[0]}{more}")

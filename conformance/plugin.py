@@ -5,6 +5,7 @@ Wiring only: no framework is imported here; adapters load when `--impl` resolves
 
 from __future__ import annotations
 
+import gc
 import os
 import pathlib
 from typing import Any
@@ -207,3 +208,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.xfail(reason=note, strict=True))
             else:
                 item.stash[K_KEY] = float(entry.k or 0)
+
+
+# What lives for the whole run (the decoded corpus, the collected items, and each framework's modules, imported
+# by its adapter's first check) is moved out of the cyclic collector's reach, so that later collections, and
+# pytest's own at exit, do not walk torch's or TensorFlow's object graph again and again. Garbage made by the
+# checks themselves is still collected.
+_FROZEN_AFTER = pytest.StashKey[set[str]]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.stash.get(SESSION_KEY, None) is not None:
+        session.config.stash[_FROZEN_AFTER] = set()
+        gc.freeze()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    subject = item.stash.get(ITEM_KEY, None)
+    seen = item.config.stash.get(_FROZEN_AFTER, None)
+    if subject is None or seen is None or subject.adapter.name in seen:
+        return
+    seen.add(subject.adapter.name)
+    gc.freeze()

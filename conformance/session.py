@@ -79,7 +79,7 @@ class OptconfSession:
     @classmethod
     def start(cls, settings: Settings) -> OptconfSession:
         adapters = resolve(settings.impl)
-        corpus = load(settings.vectors)
+        corpus = load(settings.vectors, {d for adapter in adapters for d in adapter.capabilities.dialects})
         entries = load_manifest(settings.manifest) if settings.manifest else []
         if settings.default_manifests:
             for adapter in adapters:
@@ -105,7 +105,8 @@ class OptconfSession:
     def header(self) -> list[str]:
         lines = [
             f"optconf: --impl={self.settings.impl}, level {self.settings.level}, "
-            f"corpus {self.corpus.version} sha256:{self.corpus.sha256[:16]} ({len(self.corpus.cases)} cases)"
+            f"corpus {self.corpus.version} sha256:{self.corpus.sha256[:16]} "
+            f"({len(self.corpus.cases)} cases of the claimed dialects)"
         ]
         for adapter in self.adapters:
             versions = getattr(adapter, "versions", lambda: {})()

@@ -5,13 +5,31 @@ Run with `pytest --impl=SPEC` from a checkout, or `pytest --pyargs conformance -
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import pytest
 
-from conformance.checks import CHECKS, CheckSkip, Context, Outcome, check_invalid_hparams
+from conformance.checks import CHECKS, CheckFailure, CheckSkip, Context, Outcome, check_invalid_hparams
 from conformance.plugin import K_KEY, session_of
 from conformance.session import Item
 
 pytestmark = pytest.mark.optconf
+
+T = TypeVar("T")
+
+
+def _judged(check: Callable[[], T]) -> T:
+    """Run a check. A divergence fails the test with its diagnosis alone: the message names the case, the values
+    and the repro, and the checker's own stack says nothing more. Errors raised by the implementation keep
+    their traceback."""
+    try:
+        return check()
+    except CheckFailure as exc:
+        diagnosis = f"{type(exc).__name__}: {exc}"
+    except CheckSkip as exc:
+        pytest.skip(str(exc))
+    pytest.fail(diagnosis, pytrace=False)  # outside the handler: the report does not chain the CheckFailure
 
 
 def _run(request: pytest.FixtureRequest, item: Item) -> None:
@@ -24,9 +42,7 @@ def _run(request: pytest.FixtureRequest, item: Item) -> None:
     ctx = Context(item.adapter, case, session.repro(item.adapter, case.test_id), k)
     outcome = Outcome()
     try:
-        CHECKS[item.check](ctx, outcome, session.case_cache(item.adapter, case))
-    except CheckSkip as exc:
-        pytest.skip(str(exc))
+        _judged(lambda: CHECKS[item.check](ctx, outcome, session.case_cache(item.adapter, case)))
     finally:
         request.node.user_properties.append(
             ("optconf_outcome", {"worst_ulp": outcome.worst_ulp, "first_divergence": outcome.first_divergence})
@@ -77,7 +93,8 @@ def test_invalid_hparams(request: pytest.FixtureRequest, optconf_item: Item) -> 
     import reference
 
     repro = f"pytest --impl={session.settings.impl} -k '{item.dialect}-{item.dtype}-{item.label}'"
-    refusal = check_invalid_hparams(item.adapter, reference.get(item.dialect), item.dtype, item.hparams or {}, repro)
+    dialect = reference.get(item.dialect)
+    refusal = _judged(lambda: check_invalid_hparams(item.adapter, dialect, item.dtype, item.hparams or {}, repro))
     request.node.user_properties.append(("optconf_outcome", {"refusal": refusal}))
 
 
@@ -87,7 +104,4 @@ def test_fuzz(request: pytest.FixtureRequest, optconf_item: Item) -> None:
 
     session = session_of(request.config)
     settings = session.settings
-    try:
-        fuzz(optconf_item.adapter, optconf_item.dialect, settings.fuzz, settings.fuzz_seed, settings.impl)
-    except CheckSkip as exc:
-        pytest.skip(str(exc))
+    _judged(lambda: fuzz(optconf_item.adapter, optconf_item.dialect, settings.fuzz, settings.fuzz_seed, settings.impl))

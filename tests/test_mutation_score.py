@@ -85,16 +85,17 @@ class _Reports:
 
 @pytest.fixture(scope="module")
 def corpus_loaded_once():
-    """Every inner run reads the same golden corpus; load and validate it once (about 2 s a load)."""
+    """Every inner run reads the same golden corpus; load and validate it once per dialect set."""
     import conformance.session as session_module
 
     original = session_module.load
     loaded = {}
 
-    def load_once(vectors=None):
-        if str(vectors) not in loaded:
-            loaded[str(vectors)] = original(vectors)
-        return loaded[str(vectors)]
+    def load_once(vectors=None, dialects=None):
+        key = (str(vectors), None if dialects is None else tuple(sorted(dialects)))
+        if key not in loaded:
+            loaded[key] = original(vectors, dialects)
+        return loaded[key]
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(session_module, "load", load_once, raising=False)  # a runner refactor only costs time

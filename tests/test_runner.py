@@ -54,6 +54,14 @@ def test_broken_adapter_fails_the_right_check(pytester, name, check, message):
     result.stdout.fnmatch_lines([f"*{literal(message)}*", "*repro: *--impl*"])
 
 
+def test_a_divergence_is_reported_by_its_diagnosis_not_the_checkers_stack(pytester):
+    result = run(pytester, f"--impl={BROKEN}:drifting", *subset("test_trajectory"), "-q", "-x")
+    assert result.ret == 1
+    diagnosis = "CheckFailure: rprop/torch-float32-tc*" + literal(": params[0] at step 1, element [0]: got*")
+    result.stdout.fnmatch_lines([diagnosis])
+    result.stdout.no_fnmatch_line("*conformance/checks.py*")
+
+
 def test_a_broken_adapter_passes_the_checks_its_defect_does_not_touch(pytester):
     result = run(pytester, f"--impl={BROKEN}:frozen", *subset("test_trajectory"), "-q")
     assert result.ret == 1  # the trajectory check compares the counter too
@@ -182,7 +190,7 @@ def test_header_names_the_implementation_corpus_and_environment(pytester, monkey
     result = run(pytester, "--impl=reference", "--collect-only")
     result.stdout.fnmatch_lines(
         [
-            "optconf: --impl=reference, level 1, corpus 1.0.0 sha256:* (965 cases)",
+            "optconf: --impl=reference, level 1, corpus 1.0.0 sha256:* (965 cases of the claimed dialects)",
             "  reference: adagrad/keras2, *",
             "  environment: OPTCONF_LEVEL=1",
         ]

@@ -140,6 +140,28 @@ def test_unlisted_and_missing_files_are_reported(corpus_copy):
     assert any("tf1.json: listed in MANIFEST.json but missing" in p for p in found)
 
 
+def test_a_run_reads_only_the_files_of_its_dialects(corpus_copy):
+    (corpus_copy / "adagrad" / "tf1.json").write_text("not even JSON")  # another dialect's file, broken
+    corpus = load(corpus_copy, ["rprop/torch", "adagrad/torch"])
+    assert {case.dialect for case in corpus} == {"rprop/torch", "adagrad/torch"}
+    listed = json.loads((corpus_copy / "MANIFEST.json").read_text())["files"]
+    assert len(corpus.cases) == sum(listed[f"{d}.json"]["numberOfTests"] for d in ("rprop/torch", "adagrad/torch"))
+    with pytest.raises(CorpusError, match=r"adagrad/tf1\.json: SHA-256 does not match"):
+        load(corpus_copy, ["adagrad/tf1"])
+    with pytest.raises(CorpusError, match="unknown dialect 'adagrad/nope'"):
+        load(corpus_copy, ["adagrad/nope"])
+
+
+def test_a_manifest_that_misnames_a_files_dialect_is_refused(corpus_copy):
+    doc = json.loads((corpus_copy / "MANIFEST.json").read_text())
+    entry = doc["files"]["rprop/torch.json"]
+    entry["dialects"] = {"rprop/irprop-": entry["numberOfTests"]}
+    (corpus_copy / "MANIFEST.json").write_text(json.dumps(doc))
+    assert any("rprop/torch.json: MANIFEST.json lists dialects" in p for p in problems(corpus_copy))
+    with pytest.raises(CorpusError):  # rprop/torch's cases are no longer found where the manifest points
+        load(corpus_copy, ["rprop/torch"])
+
+
 def test_manifest_pins_every_file():
     doc = json.loads((ROOT / "MANIFEST.json").read_text())
     for relative, entry in doc["files"].items():

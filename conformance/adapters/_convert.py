@@ -45,6 +45,8 @@ def restore(values: np.ndarray, dtype: str | FloatFormat) -> np.ndarray:
     """Cast a framework's output back to `dtype`, refusing any value the cast would change."""
     fmt = dtype if isinstance(dtype, FloatFormat) else format_of(dtype)
     values = np.asarray(values)
+    if values.dtype == fmt.np_dtype:
+        return values.copy()  # a copy: the framework may still own, and later overwrite, these bytes
     out = values.astype(fmt.np_dtype)
     wide = values.astype(np.float64)
     back = out.astype(np.float64)
