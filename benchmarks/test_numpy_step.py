@@ -43,6 +43,12 @@ class _PlainOps(NumpyOps):
     def full_like(self, x: Any, value: Any) -> np.ndarray:
         return np.full(np.shape(x), value, dtype=self.fmt.work_dtype)
 
+    def minimum(self, a: Any, b: Any) -> np.ndarray:
+        return np.minimum(a, b)
+
+    def maximum(self, a: Any, b: Any) -> np.ndarray:
+        return np.maximum(a, b)
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Speed
@@ -96,6 +102,54 @@ def test_numpy_step_against_memory_bandwidth(benchmark: Any, record: Any, dialec
             f"step {step_min * 1e3:.2f} ms vs copy of {arrays} x 4 MiB {copy_min * 1e3:.2f} ms "
             f"(medians {step_med / copy_med:.2f}x); family.step alone {after * 1e3:.2f} ms, "
             f"plain NumPy ops {before * 1e3:.2f} ms",
+        )
+    )
+
+
+def test_fewest_numpy_passes_for_adagrad_against_memory_bandwidth(benchmark: Any, record: Any) -> None:
+    """What any NumPy evaluation of adagrad/torch costs: its seven operations as seven in-place ufunc calls into
+    preallocated buffers, no temporaries and no Python around them, against the same copy bound. It must give
+    the reference's bits (same operations, same order), so it is the step, not an approximation of it."""
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal(N).astype(np.float32)
+    accumulator = np.zeros(N, dtype=np.float32)
+    grads = [rng.standard_normal(N).astype(np.float32) for _ in range(4)]
+    dialect = reference.get("adagrad/torch")
+    hp = dialect.hparams({})
+    lr, eps = np.float32(hp.lr), np.float32(hp.eps)
+    scratch = np.empty(N, dtype=np.float32), np.empty(N, dtype=np.float32)
+
+    def step(i: int) -> None:
+        g, (t, s) = grads[i % 4], scratch
+        np.multiply(g, g, out=t)
+        np.add(accumulator, t, out=accumulator)  # A + g*g
+        np.multiply(lr, g, out=t)  # lr*g
+        np.sqrt(accumulator, out=s)
+        np.add(s, eps, out=s)  # sqrt(A) + eps
+        np.divide(t, s, out=t)
+        np.subtract(theta, t, out=theta)
+
+    live = ReferenceLive(dialect, {}, [theta])
+    live.step([grads[0]])
+    step(0)
+    assert _same_bits(theta, live.params()[0]) and _same_bits(accumulator, live.state()["sum"][0])
+    source = np.ones(N * 5 // 2, dtype=np.float32)
+    target = np.empty_like(source)
+
+    def copy() -> None:
+        np.copyto(target, source)
+
+    with np.errstate(all="ignore"):
+        step_min, _, copy_min, _ = benchmark.pedantic(_interleaved, args=(step, copy), rounds=1, iterations=1)
+        sqrt_min, _, copy2_min, _ = _interleaved(lambda i: np.sqrt(accumulator, out=scratch[1]), copy)
+    record(
+        summary(
+            "fewest NumPy passes, adagrad/torch / copyto bound",
+            step_min / copy_min,
+            1.5,
+            "x",
+            f"7 in-place ufuncs {step_min * 1e3:.2f} ms vs copy {copy_min * 1e3:.2f} ms; "
+            f"the sqrt alone {sqrt_min / copy2_min:.2f}x",
         )
     )
 
@@ -155,8 +209,25 @@ def test_where_is_bit_identical(dtype: str) -> None:
         assert _same_bits(ops.where(cond, a, b), np.where(cond, a, b))
         assert _same_bits(ops.where(cond, zero, b), np.where(cond, zero, b))
         assert _same_bits(ops.where(cond, a, ops.full_like(a, 0.0)), np.where(cond, a, np.zeros_like(a)))
+        assert _same_bits(ops.where(cond, ops.full_like(b, 0.0), b), np.where(cond, np.zeros_like(b), b))
+        assert _same_bits(ops.where(cond, a, ops.full_like(a, -0.0)), np.where(cond, a, np.full_like(a, -0.0)))
         grid, rows = cond[: n - 101].reshape(-1, 64), a[: n - 101].reshape(-1, 64)
         assert _same_bits(ops.where(grid, rows, zero), np.where(grid, rows, zero))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_minimum_and_maximum_against_one_value_are_bit_identical(dtype: str) -> None:
+    fmt = reference.format_of(dtype)
+    ops = NumpyOps(fmt)
+    rng = np.random.default_rng(2)
+    specials = _specials(fmt.np_dtype)
+    x = rng.choice(specials, 2 * 32768 + 101)
+    with np.errstate(invalid="ignore"):
+        for value in specials:
+            bound = np.asarray(value, dtype=fmt.np_dtype)
+            assert _same_bits(ops.minimum(x, bound), np.minimum(x, bound)), value
+            assert _same_bits(ops.maximum(x, bound), np.maximum(x, bound)), value
+            assert _same_bits(ops.minimum(bound, x), np.minimum(bound, x)), value
 
 
 def _inputs(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

@@ -294,9 +294,10 @@ def _select(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray | None
     """np.where(cond, a, b), bit for bit, as b ^ ((a ^ b) * cond) on the integer view; None if it does not apply.
 
     NumPy's where on floats is a scalar, branchy loop: on 1M float32 elements with a random condition it takes
-    about 80 times a copy, where these three integer ufuncs take about 5. It applies to same-dtype float arrays,
-    for which np.where copies bits. A uniform condition returns a or b itself (see NumpyOps).
-    benchmarks/test_numpy_step.py holds this to np.where bit for bit.
+    about 80 times a copy, where these three integer ufuncs take about 5. Against +0.0 (whose bits are 0, the
+    freeze and NaN-to-zero selects) one product of the bits with the condition suffices. It applies to
+    same-dtype float arrays, for which np.where copies bits. A uniform condition returns a or b itself (see
+    NumpyOps). benchmarks/test_numpy_step.py holds this to np.where bit for bit.
     """
     if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and isinstance(cond, np.ndarray)):
         return None
@@ -310,12 +311,40 @@ def _select(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray | None
     if cond.all():
         return a if a.shape == shape else None
     bits = np.dtype(f"u{a.dtype.itemsize}")
-    b_bits = b.view(bits)
     out = np.empty(shape, dtype=bits)
+    if _is_positive_zero(b):
+        return np.multiply(a.view(bits), cond, out=out).view(a.dtype)
+    if _is_positive_zero(a):
+        return np.multiply(b.view(bits), ~cond, out=out).view(a.dtype)
+    b_bits = b.view(bits)
     np.bitwise_xor(a.view(bits), b_bits, out=out)
     np.multiply(out, cond, out=out)
     np.bitwise_xor(out, b_bits, out=out)
     return out.view(a.dtype)
+
+
+def _clip_to_bound(x: Any, bound: Any, *, upper: bool) -> np.ndarray | None:
+    """np.minimum(x, bound) (upper) or np.maximum(x, bound), bit for bit, as one np.clip; None if it does not apply.
+
+    NumPy's minimum and maximum against one value take about three times as long as clip, whose loop is
+    vectorized. They agree bit for bit, NaN payloads included, unless the bound is NaN or a zero (a tie between
+    -0 and +0 goes to the bound in minimum, to x in clip): those bounds, and small arrays, keep the ufunc.
+    benchmarks/test_numpy_step.py holds this to np.minimum and np.maximum bit for bit.
+    """
+    if not isinstance(x, np.ndarray) or x.size < _SELECT_MIN_SIZE or x.dtype.kind != "f":
+        return None
+    bound = np.asarray(bound)
+    if bound.ndim != 0 or bound.dtype != x.dtype or np.isnan(bound) or bound == 0:
+        return None
+    infinity = np.asarray(np.inf, dtype=x.dtype)
+    return np.clip(x, -infinity, bound) if upper else np.clip(x, bound, infinity)
+
+
+def _is_positive_zero(x: np.ndarray) -> bool:
+    """Whether x is one +0.0 broadcast (NumpyOps.full_like(_, 0.0)); checks the strides, not every element."""
+    if any(stride != 0 for stride in x.strides):
+        return False
+    return not x[(0,) * x.ndim].view(np.dtype(f"u{x.dtype.itemsize}"))
 
 
 @dataclass(frozen=True)
@@ -357,10 +386,12 @@ class NumpyOps:
         return np.where(cond, a, b) if selected is None else selected
 
     def minimum(self, a: Any, b: Any) -> np.ndarray:
-        return np.minimum(a, b)
+        clipped = _clip_to_bound(a, b, upper=True)
+        return np.minimum(a, b) if clipped is None else clipped
 
     def maximum(self, a: Any, b: Any) -> np.ndarray:
-        return np.maximum(a, b)
+        clipped = _clip_to_bound(a, b, upper=False)
+        return np.maximum(a, b) if clipped is None else clipped
 
     def isnan(self, x: Any) -> np.ndarray:
         return np.isnan(x)
