@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import mpmath
 
 from ._arith import Ops
-from ._numerics import DTYPES, round_mpf
+from ._numerics import DTYPES, FloatFormat, round_mpf
 
 __all__ = ["HparamRounding", "check_range"]
 
@@ -33,15 +34,22 @@ class HparamRounding:
     to_param_format: frozenset[str] = frozenset()
 
     def exact_value(self, ops: Ops, name: str, x: float) -> mpmath.mpf:
-        value = mpmath.mpf(float(x))
-        if name in self.to_float32:
-            value = round_mpf(value, DTYPES["float32"])
-        if name in self.to_param_format:
-            value = round_mpf(value, ops.fmt)
-        return value
+        return _rounded(self, name, float(x), ops.fmt)
 
     def value(self, ops: Ops, name: str, x: float) -> Any:
         return ops.const(self.exact_value(ops, name, x))
 
     def bind(self, ops: Ops) -> Callable[[str, float], Any]:
         return lambda name, x: self.value(ops, name, x)
+
+
+@functools.cache
+def _rounded(rounding: HparamRounding, name: str, x: float, fmt: FloatFormat) -> mpmath.mpf:
+    # Cached: every step rounds the same few hyperparameters, and the rounding is integer arithmetic on the
+    # float's exact value, so it does not depend on the ambient mpmath precision.
+    value = mpmath.mpf(x)
+    if name in rounding.to_float32:
+        value = round_mpf(value, DTYPES["float32"])
+    if name in rounding.to_param_format:
+        value = round_mpf(value, fmt)
+    return value

@@ -11,6 +11,7 @@ import numpy as np
 
 import reference
 from reference._arith import NumpyOps
+from reference._fused import fused_step
 from reference.sparse import SparseGrad, sparse_step
 from reference.trajectory import observe, to_format, with_state
 from reference.vectors.codec import decode_hparams, decode_tensor, encode_hparams, encode_input
@@ -23,7 +24,8 @@ _STATE_FILE = "state.json"
 
 
 class ReferenceLive:
-    """The reference step evaluated by NumPy in the format's work dtype, one rounding per store."""
+    """The reference step evaluated by NumPy in the format's work dtype, one rounding per store (on large tensors,
+    with numba installed, by one compiled loop that gives the same bits)."""
 
     def __init__(self, dialect: reference.Dialect, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> None:
         self._dialect = dialect
@@ -44,10 +46,12 @@ class ReferenceLive:
                     family, self._ops, self._hp, knobs, self._state, self._theta, values[0]
                 )
             else:
-                arrays = [self._ops.array(g) for g in grads]
-                self._theta, self._state = family.step(
-                    self._ops, self._hp, knobs, self._state, self._theta, arrays, loss
-                )
+                # Large tensors go through one compiled loop when numba is installed; the same bits either way.
+                stepped = fused_step(family, self._ops, self._hp, knobs, self._state, self._theta, list(grads), loss)
+                if stepped is None:
+                    arrays = [self._ops.array(g) for g in grads]
+                    stepped = family.step(self._ops, self._hp, knobs, self._state, self._theta, arrays, loss)
+                self._theta, self._state = stepped
 
     def step_replicated(self, per_replica: Sequence[Sequence[np.ndarray]]) -> None:
         # Replicas are summed before the step, as the frameworks' default aggregation does.
