@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ import numpy as np
 from ._arith import NumpyOps
 from ._numerics import FloatFormat
 
-__all__ = ["FUSED_MIN_SIZE", "available", "fused_step"]
+__all__ = ["FUSED_MIN_SIZE", "Spares", "available", "fused_step"]
 
 # Below this many elements per tensor the compiled loop saves less than tracing costs.
 FUSED_MIN_SIZE = 1 << 16
@@ -307,6 +308,30 @@ def _compiled(source: str) -> Callable[..., None]:
     return numba.njit(error_model="numpy", fastmath=False, nogil=True)(namespace["kernel"])
 
 
+class Spares:
+    """Arrays their owner has replaced, kept to be written over by a later step instead of fresh memory.
+
+    A fresh 4 MiB result costs the kernel a page fault per 4 KiB on its first write, about a third of an
+    Adagrad step on 2^20 float32. An array is taken only while nothing else holds it: no view, no caller, no
+    state (its reference count is the list's, the local name's and getrefcount's own).
+    """
+
+    def __init__(self) -> None:
+        self._arrays: list[np.ndarray] = []
+
+    def give(self, arrays: Sequence[Any], keep: Sequence[Any]) -> None:
+        """Offer `arrays` in place of those offered before, except any in `keep` (a slot passed through unchanged)."""
+        kept = {id(a) for a in keep}
+        self._arrays = [a for a in arrays if isinstance(a, np.ndarray) and a.flags.owndata and id(a) not in kept]
+
+    def take(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        for i in range(len(self._arrays)):
+            array = self._arrays[i]
+            if array.shape == shape and array.dtype == dtype and sys.getrefcount(array) == 3:
+                return self._arrays.pop(i)
+        return np.empty(shape, dtype=dtype)
+
+
 def _flat(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array).reshape(-1)
 
@@ -318,35 +343,51 @@ def _split(state: tuple[Any, ...], count: int, index: int) -> tuple[Any, ...]:
 
 
 def _traced_tensor(
-    family: Any, fmt: FloatFormat, hp: Any, knobs: Any, state: Any, theta: np.ndarray, g: np.ndarray, loss: Any
+    family: Any,
+    fmt: FloatFormat,
+    hp: Any,
+    knobs: Any,
+    state: Any,
+    theta: np.ndarray,
+    g: np.ndarray,
+    loss: Any,
+    spares: Spares,
 ) -> tuple[list[Any], Any]:
     """One tensor's step through the compiled loop: (new params, new state), arrays in place of Syms."""
     ops = TraceOps(fmt)
     program = _Program()
-    arrays: dict[int, tuple[Sym, np.ndarray]] = {}  # holding each Sym keeps its id from being reused
+    # What each traced value stands for, and whether a result that is it unchanged must be a copy (the caller's
+    # gradient: the caller keeps its arrays). Holding each key object keeps its id from being reused.
+    arrays: dict[int, tuple[Any, np.ndarray, bool]] = {}
 
-    def traced(array: Any) -> Any:
+    def traced(array: Any, callers: bool = False) -> Any:
         if not isinstance(array, np.ndarray) or array.shape != theta.shape:
             return array  # a scalar: a constant to the loop
-        program.inputs.append(_flat(array))  # a copy only for a broadcast (the state's first values)
+        if array.ndim and all(stride == 0 for stride in array.strides):
+            value = array[(0,) * array.ndim]  # one broadcast value (a state's first values): a constant too
+            arrays[id(value)] = (value, array, callers)
+            return value
+        program.inputs.append(_flat(array))
         sym = Sym(program, f"x{len(program.inputs) - 1}", array.dtype)
-        arrays[id(sym)] = (sym, array)
+        arrays[id(sym)] = (sym, array, callers)
         return sym
 
     sym_state = type(state)(*[tuple(traced(a) for a in v) if isinstance(v, tuple) else v for v in state])
-    new_params, new_state = family.step(ops, hp, knobs, sym_state, [traced(theta)], [traced(g)], loss)
+    new_params, new_state = family.step(ops, hp, knobs, sym_state, [traced(theta)], [traced(g, True)], loss)
     leaves = [
         x for x in [*new_params, *[a for v in new_state if isinstance(v, tuple) for a in v]] if isinstance(x, Sym)
     ]
     outputs = list({id(x): x for x in leaves if id(x) not in arrays}.values())
-    results = {id(out): np.empty(theta.shape, dtype=out.dtype) for out in outputs}
+    results = {id(out): spares.take(theta.shape, out.dtype) for out in outputs}
     kernel = _compiled(program.source(outputs))
     kernel(theta.size, *program.inputs, *program.scalars, *[results[id(out)].reshape(-1) for out in outputs])
 
     def concrete(x: Any) -> Any:
-        if isinstance(x, Sym):
-            # A result that is an input unchanged (Rprop-'s p = g) is a copy: the caller keeps its arrays.
-            return results[id(x)] if id(x) in results else arrays[id(x)][1].copy()
+        if id(x) in results:
+            return results[id(x)]
+        if id(x) in arrays:  # an input unchanged (Rprop-'s p = g; a slot that a variant does not update)
+            _, array, callers = arrays[id(x)]
+            return array.copy() if callers else array
         # A value made of constants alone has the tensor's shape under NumpyOps, which broadcasts it.
         return np.broadcast_to(np.asarray(x), theta.shape) if np.ndim(x) == 0 else x
 
@@ -363,21 +404,24 @@ def fused_step(
     params: list[np.ndarray],
     grads: list[np.ndarray],
     loss: float | None = None,
+    spares: Spares | None = None,
 ) -> tuple[list[np.ndarray], Any] | None:
     """`family.step` with `ops`, each tensor in one compiled pass; None where that does not apply.
 
     Each tensor is stepped on its own, with the state cut down to it: a step is separable across tensors unless
     it takes a norm over all of them, which tracing refuses. The results are the bits `ops` would give (a NaN
-    may carry another sign or payload), and no result is one of the arrays passed in.
+    may carry another sign or payload). As with `ops`, a result may be a parameter or state array passed in,
+    unchanged; never one of `grads`. Results are written into `spares` where it has arrays free.
     """
-    if not available() or not params or min(np.size(p) for p in params) < FUSED_MIN_SIZE:
-        return None
+    if not params or min(np.size(p) for p in params) < FUSED_MIN_SIZE or not available():
+        return None  # the size first: small tensors never import numba
     work = np.dtype(ops.fmt.work_dtype)
     if any(not isinstance(a, np.ndarray) or a.dtype != work for a in [*params, *grads]):
         return None  # a sparse gradient, or an array NumpyOps would first convert
+    pool = spares or Spares()
     try:
         per_tensor = [
-            _traced_tensor(family, ops.fmt, hp, knobs, _split(state, len(params), k), theta, g, loss)
+            _traced_tensor(family, ops.fmt, hp, knobs, _split(state, len(params), k), theta, g, loss, pool)
             for k, (theta, g) in enumerate(zip(params, grads, strict=True))
         ]
     except _Unfusable:

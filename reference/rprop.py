@@ -167,7 +167,8 @@ def step(
         d = ops.where(shrink, _sign_change_move(ops, knobs, loss_rose, move, d_prev), move)
         new_params.append(ops.store(theta + d))
         prev_grads.append(ops.where(shrink, ops.full_like(g, 0.0), g) if knobs.freeze else g)
-        prev_updates.append(ops.store(d))
+        # Only the backtracking variants read the previous update (and only they expose it as a slot).
+        prev_updates.append(ops.store(d) if knobs.backtrack is not Backtrack.NEVER else d_prev)
         step_sizes.append(delta)
         branches.append(grow.astype("int8") - shrink.astype("int8"))
     state = RpropState(

@@ -9,9 +9,19 @@ import itertools
 
 import numpy as np
 import pytest
-from _bit_identity import PlainOps, assert_same_trajectory, hparams_variants, inputs, same_bits, specials, trajectory
+from _bit_identity import (
+    LOSSES,
+    PlainOps,
+    assert_same_trajectory,
+    hparams_variants,
+    inputs,
+    same_bits,
+    specials,
+    trajectory,
+)
 
 import reference
+from conformance.adapters.reference import ReferenceLive
 from reference import _fused
 from reference._arith import NumpyOps
 
@@ -108,3 +118,38 @@ def test_steps_a_loop_cannot_take_stay_with_numpy(why, dtype, hparams, size):
     state = dialect.family.init(ops, hp, dialect.knobs, theta)
     grads = [ops.array(np.full(size, 0.5, dtype=fmt.np_dtype))]
     assert _fused.fused_step(dialect.family, ops, hp, dialect.knobs, state, theta, grads) is None, why
+
+
+@needs_numba
+@pytest.mark.parametrize("dialect_id", ["adagrad/torch", "rprop/torch", "rprop/irprop+", "rprop/rprop-"])
+def test_reference_adapter_on_large_tensors_steps_as_numpy_does(dialect_id, monkeypatch):
+    """Through `ReferenceLive`, whose compiled steps write over the arrays of the state two steps back."""
+    compiled = []
+
+    def counted(*args, **kwargs):
+        stepped = _fused.fused_step(*args, **kwargs)
+        compiled.append(stepped is not None)
+        return stepped
+
+    monkeypatch.setattr("conformance.adapters.reference.fused_step", counted)
+    dialect = reference.get(dialect_id)
+    rng = np.random.default_rng(7)
+    shapes = [(70001,), (260, 257)]
+    params = [inputs(rng, s, np.dtype(np.float32)) for s in shapes]
+    steps = [[inputs(rng, s, np.dtype(np.float32)) for s in shapes] for _ in range(6)]
+    hparams = hparams_variants(dialect)[1]
+    expected = trajectory(dialect, NumpyOps(reference.format_of("float32")), hparams, params, steps)
+    live = ReferenceLive(dialect, hparams, params)
+    held = []  # what a caller keeps must never be written over
+    for t, row in enumerate(steps):
+        with np.errstate(all="ignore"):
+            live.step(row, LOSSES[t % len(LOSSES)] if dialect.needs_loss else None)
+        got = reference.Step(live.params(), live.state(), live.count(), None, None)
+        want = reference.Step(expected[t].params, expected[t].state, expected[t].count, None, None)
+        assert_same_trajectory([want], [got], f"{dialect_id} step {t + 1}", any_nan=True)
+        held.append((t, got))
+    assert compiled and all(compiled), "ReferenceLive did not take the compiled loop"
+    for t, got in held:
+        want = expected[t]
+        for a, b in zip(want.params, got.params, strict=True):
+            assert same_bits(a, b, any_nan=True), f"step {t + 1}: a kept result changed"
