@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,7 @@ import numpy as np
 from ._arith import NumpyOps
 from ._numerics import FloatFormat
 
-__all__ = ["FUSED_MIN_SIZE", "Spares", "available", "fused_step"]
+__all__ = ["FUSED_MIN_SIZE", "available", "fused_step"]
 
 # Below this many elements per tensor the compiled loop saves less than tracing costs.
 FUSED_MIN_SIZE = 1 << 16
@@ -65,14 +64,14 @@ class _Program:
         self.scalars.append(np.asarray(value, dtype=dtype)[()])  # a NumPy scalar: numba types a 0-d array as an array
         return f"s{len(self.scalars) - 1}"
 
-    def source(self, outputs: Sequence[Sym]) -> str:
-        ins = [f"a{i}" for i in range(len(self.inputs))]
-        args = ", ".join(
-            ["n", *ins, *[f"s{i}" for i in range(len(self.scalars))], *[f"o{i}" for i in range(len(outputs))]]
-        )
+    def source(self, stores: Sequence[tuple[str, Sym]], fresh: int) -> str:
+        """The loop: every input loaded, every operation, then each result stored to its target (an input
+        array written over, `a<k>`, or a new one, `o<k>`). Loads come first, so writing over an input is safe."""
+        names = [f"a{i}" for i in range(len(self.inputs))] + [f"s{i}" for i in range(len(self.scalars))]
+        args = ", ".join(["n", *names, *[f"o{i}" for i in range(fresh)]])
         body = [f"        x{i} = a{i}[i]" for i in range(len(self.inputs))]
         body += [f"        {line}" for line in self.lines]
-        body += [f"        o{i}[i] = {out.name}" for i, out in enumerate(outputs)]
+        body += [f"        {target}[i] = {out.name}" for target, out in stores]
         return f"def kernel({args}):\n    for i in range(n):\n" + "\n".join(body) + "\n"
 
 
@@ -308,30 +307,6 @@ def _compiled(source: str) -> Callable[..., None]:
     return numba.njit(error_model="numpy", fastmath=False, nogil=True)(namespace["kernel"])
 
 
-class Spares:
-    """Arrays their owner has replaced, kept to be written over by a later step instead of fresh memory.
-
-    A fresh 4 MiB result costs the kernel a page fault per 4 KiB on its first write, about a third of an
-    Adagrad step on 2^20 float32. An array is taken only while nothing else holds it: no view, no caller, no
-    state (its reference count is the list's, the local name's and getrefcount's own).
-    """
-
-    def __init__(self) -> None:
-        self._arrays: list[np.ndarray] = []
-
-    def give(self, arrays: Sequence[Any], keep: Sequence[Any]) -> None:
-        """Offer `arrays` in place of those offered before, except any in `keep` (a slot passed through unchanged)."""
-        kept = {id(a) for a in keep}
-        self._arrays = [a for a in arrays if isinstance(a, np.ndarray) and a.flags.owndata and id(a) not in kept]
-
-    def take(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        for i in range(len(self._arrays)):
-            array = self._arrays[i]
-            if array.shape == shape and array.dtype == dtype and sys.getrefcount(array) == 3:
-                return self._arrays.pop(i)
-        return np.empty(shape, dtype=dtype)
-
-
 def _flat(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array).reshape(-1)
 
@@ -351,36 +326,53 @@ def _traced_tensor(
     theta: np.ndarray,
     g: np.ndarray,
     loss: Any,
-    spares: Spares,
+    overwrite: bool,
 ) -> tuple[list[Any], Any]:
     """One tensor's step through the compiled loop: (new params, new state), arrays in place of Syms."""
     ops = TraceOps(fmt)
     program = _Program()
-    # What each traced value stands for, and whether a result that is it unchanged must be a copy (the caller's
-    # gradient: the caller keeps its arrays). Holding each key object keeps its id from being reused.
+    # What each traced value stands for, and whether it is the caller's gradient (never written over, and copied
+    # if a result is it unchanged). Holding each key object keeps its id from being reused.
     arrays: dict[int, tuple[Any, np.ndarray, bool]] = {}
+    slots: list[Any] = []  # each loop input's slot: "param", "grad", or the state field's index
 
-    def traced(array: Any, callers: bool = False) -> Any:
+    def traced(array: Any, slot: Any) -> Any:
         if not isinstance(array, np.ndarray) or array.shape != theta.shape:
             return array  # a scalar: a constant to the loop
         if array.ndim and all(stride == 0 for stride in array.strides):
             value = array[(0,) * array.ndim]  # one broadcast value (a state's first values): a constant too
-            arrays[id(value)] = (value, array, callers)
+            arrays[id(value)] = (value, array, slot == "grad")
             return value
         program.inputs.append(_flat(array))
+        slots.append(slot)
         sym = Sym(program, f"x{len(program.inputs) - 1}", array.dtype)
-        arrays[id(sym)] = (sym, array, callers)
+        arrays[id(sym)] = (sym, array, slot == "grad")
         return sym
 
-    sym_state = type(state)(*[tuple(traced(a) for a in v) if isinstance(v, tuple) else v for v in state])
-    new_params, new_state = family.step(ops, hp, knobs, sym_state, [traced(theta)], [traced(g, True)], loss)
-    leaves = [
-        x for x in [*new_params, *[a for v in new_state if isinstance(v, tuple) for a in v]] if isinstance(x, Sym)
-    ]
-    outputs = list({id(x): x for x in leaves if id(x) not in arrays}.values())
-    results = {id(out): spares.take(theta.shape, out.dtype) for out in outputs}
-    kernel = _compiled(program.source(outputs))
-    kernel(theta.size, *program.inputs, *program.scalars, *[results[id(out)].reshape(-1) for out in outputs])
+    fields = [tuple(traced(a, i) for a in v) if isinstance(v, tuple) else v for i, v in enumerate(state)]
+    new_params, new_state = family.step(
+        ops, hp, knobs, type(state)(*fields), [traced(theta, "param")], [traced(g, "grad")], loss
+    )
+    results_by_slot = [("param", new_params[0])]
+    results_by_slot += [(i, v[0]) for i, v in enumerate(new_state) if isinstance(v, tuple) and v]
+    kept = {id(arrays[id(v)][1]) for _, v in results_by_slot if id(v) in arrays}  # inputs that are results
+    computed: dict[int, tuple[Sym, Any]] = {}
+    for slot, value in results_by_slot:
+        if isinstance(value, Sym) and id(value) not in arrays:
+            computed.setdefault(id(value), (value, slot))
+    stores, fresh, results = [], [], {}
+    for out, slot in computed.values():
+        k = _writable_input(program, slots, slot, out.dtype, kept) if overwrite else None
+        if k is None:
+            fresh.append(out)
+            results[id(out)] = np.empty(theta.shape, dtype=out.dtype)
+            stores.append((f"o{len(fresh) - 1}", out))
+        else:
+            results[id(out)] = program.inputs[k].reshape(theta.shape)
+            stores.append((f"a{k}", out))
+    _compiled(program.source(stores, len(fresh)))(
+        theta.size, *program.inputs, *program.scalars, *[results[id(out)].reshape(-1) for out in fresh]
+    )
 
     def concrete(x: Any) -> Any:
         if id(x) in results:
@@ -395,6 +387,27 @@ def _traced_tensor(
     return [concrete(p) for p in new_params], state_out
 
 
+def _writable_input(program: _Program, slots: list[Any], slot: Any, dtype: np.dtype, kept: set[int]) -> int | None:
+    """The loop input that a result of `slot` may be written over, or None.
+
+    Writing over an input is what makes the loop as fast as a copy: its lines are in cache when the result is
+    stored (a new array is first read from memory, then written). It is safe for the input of the result's own
+    slot, never the gradient, when it is contiguous, writeable, of the result's dtype, owns its memory, shares
+    none with another input, and is not itself a result: the loop reads every input of an element before it
+    writes any, and nothing reads the old values after the step.
+    """
+    if slot == "grad" or slots.count(slot) != 1:
+        return None
+    k = slots.index(slot)
+    array = program.inputs[k]
+    base = array.base if array.base is not None else array
+    if not (base.flags.owndata and base.flags.writeable and array.flags.c_contiguous) or array.dtype != dtype:
+        return None
+    if id(base) in kept or any(np.may_share_memory(array, other) for j, other in enumerate(program.inputs) if j != k):
+        return None
+    return k
+
+
 def fused_step(
     family: Any,
     ops: NumpyOps,
@@ -404,24 +417,24 @@ def fused_step(
     params: list[np.ndarray],
     grads: list[np.ndarray],
     loss: float | None = None,
-    spares: Spares | None = None,
+    overwrite: bool = False,
 ) -> tuple[list[np.ndarray], Any] | None:
     """`family.step` with `ops`, each tensor in one compiled pass; None where that does not apply.
 
     Each tensor is stepped on its own, with the state cut down to it: a step is separable across tensors unless
     it takes a norm over all of them, which tracing refuses. The results are the bits `ops` would give (a NaN
     may carry another sign or payload). As with `ops`, a result may be a parameter or state array passed in,
-    unchanged; never one of `grads`. Results are written into `spares` where it has arrays free.
+    unchanged; never one of `grads`. With `overwrite`, the caller gives up `params` and the state's arrays, and
+    results are written over them where that is safe (see `_writable_input`).
     """
     if not params or min(np.size(p) for p in params) < FUSED_MIN_SIZE or not available():
         return None  # the size first: small tensors never import numba
     work = np.dtype(ops.fmt.work_dtype)
     if any(not isinstance(a, np.ndarray) or a.dtype != work for a in [*params, *grads]):
         return None  # a sparse gradient, or an array NumpyOps would first convert
-    pool = spares or Spares()
     try:
         per_tensor = [
-            _traced_tensor(family, ops.fmt, hp, knobs, _split(state, len(params), k), theta, g, loss, pool)
+            _traced_tensor(family, ops.fmt, hp, knobs, _split(state, len(params), k), theta, g, loss, overwrite)
             for k, (theta, g) in enumerate(zip(params, grads, strict=True))
         ]
     except _Unfusable:

@@ -159,7 +159,7 @@ def observe(ops: Any, dialect: Dialect, theta: list[Any], state: Any) -> Step:
         state=exact,
         count=state.count,
         error_scale=scales,
-        branches=[np.asarray(b, dtype=np.int8) for b in state.branch] if getattr(state, "branch", ()) else None,
+        branches=[np.array(b, dtype=np.int8) for b in state.branch] if getattr(state, "branch", ()) else None,
     )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 import reference
 from reference._arith import NumpyOps
-from reference._fused import Spares, fused_step
+from reference._fused import fused_step
 from reference.sparse import SparseGrad, sparse_step
 from reference.trajectory import observe, to_format, with_state
 from reference.vectors.codec import decode_hparams, decode_tensor, encode_hparams, encode_input
@@ -35,7 +35,6 @@ class ReferenceLive:
         self._theta = [self._ops.array(p) for p in params]
         self._state = dialect.family.init(self._ops, self._hp, dialect.knobs, self._theta)
         self._grads: list[np.ndarray] = []
-        self._spares = Spares()  # the replaced state's arrays, for the compiled loop to write over
 
     def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
         family, knobs = self._dialect.family, self._dialect.knobs
@@ -48,18 +47,14 @@ class ReferenceLive:
                 )
             else:
                 # Large tensors go through one compiled loop when numba is installed; the same bits either way.
-                before = [*self._theta, *_arrays_of(self._state)]
+                # Its results may be written over the old state: this object hands out only copies of it.
                 stepped = fused_step(
-                    family, self._ops, self._hp, knobs, self._state, self._theta, list(grads), loss, self._spares
+                    family, self._ops, self._hp, knobs, self._state, self._theta, list(grads), loss, overwrite=True
                 )
                 if stepped is None:
                     arrays = [self._ops.array(g) for g in grads]
-                    self._theta, self._state = family.step(
-                        self._ops, self._hp, knobs, self._state, self._theta, arrays, loss
-                    )
-                else:
-                    self._theta, self._state = stepped
-                    self._spares.give(before, keep=[*self._theta, *_arrays_of(self._state)])
+                    stepped = family.step(self._ops, self._hp, knobs, self._state, self._theta, arrays, loss)
+                self._theta, self._state = stepped
 
     def step_replicated(self, per_replica: Sequence[Sequence[np.ndarray]]) -> None:
         # Replicas are summed before the step, as the frameworks' default aggregation does.
@@ -98,10 +93,6 @@ class ReferenceLive:
             "slots": {name: [encode_input(a, fmt) for a in arrays] for name, arrays in self.state().items()},
         }
         (directory / _STATE_FILE).write_text(json.dumps(doc), encoding="utf-8")
-
-
-def _arrays_of(state: Any) -> list[Any]:
-    return [a for field in state if isinstance(field, tuple) for a in field]
 
 
 class ReferenceAdapter:
