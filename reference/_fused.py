@@ -10,7 +10,7 @@ The program's text comes from the step definitions alone. Every value that reach
 the counter, the loss) is an argument of the compiled loop, not part of its text, so one compiled loop serves
 every call with the same knobs. A step that does something a loop cannot (a norm across elements, a 16-bit
 format, a Python decision on an array's values) is not fused: `fused_step` returns None and the caller keeps
-`NumpyOps`. tests/test_fused.py holds every dialect to `NumpyOps` bit for bit.
+`NumpyOps`. tests/test_fast_paths.py holds every dialect to `NumpyOps` bit for bit.
 """
 
 from __future__ import annotations
@@ -242,11 +242,9 @@ class TraceOps:
 
     def where(self, cond: Any, a: Any, b: Any) -> Any:
         if not isinstance(cond, Sym):
-            return (
-                self._numpy.where(cond, a, b)
-                if not isinstance(a, Sym) and not isinstance(b, Sym)
-                else _fixed(cond, a, b)
-            )
+            if isinstance(a, Sym) or isinstance(b, Sym):
+                return _fixed(cond, a, b)
+            return self._numpy.where(cond, a, b)
         program = cond.program
         dtype, _ = _promoted(np.minimum, _kind(a), _kind(b))  # where's result type: the operands' promotion
         return program.emit(f"{_operand(program, a, dtype)} if {cond.name} else {_operand(program, b, dtype)}", dtype)
@@ -335,6 +333,7 @@ def _traced_tensor(
     # if a result is it unchanged). Holding each key object keeps its id from being reused.
     arrays: dict[int, tuple[Any, np.ndarray, bool]] = {}
     slots: list[Any] = []  # each loop input's slot: "param", "grad", or the state field's index
+    originals: list[np.ndarray] = []  # each loop input as it was passed in
 
     def traced(array: Any, slot: Any) -> Any:
         if not isinstance(array, np.ndarray) or array.shape != theta.shape:
@@ -345,6 +344,7 @@ def _traced_tensor(
             return value
         program.inputs.append(_flat(array))
         slots.append(slot)
+        originals.append(array)
         sym = Sym(program, f"x{len(program.inputs) - 1}", array.dtype)
         arrays[id(sym)] = (sym, array, slot == "grad")
         return sym
@@ -362,13 +362,13 @@ def _traced_tensor(
             computed.setdefault(id(value), (value, slot))
     stores, fresh, results = [], [], {}
     for out, slot in computed.values():
-        k = _writable_input(program, slots, slot, out.dtype, kept) if overwrite else None
+        k = _writable_input(program.inputs, originals, slots, slot, out.dtype, kept) if overwrite else None
         if k is None:
             fresh.append(out)
             results[id(out)] = np.empty(theta.shape, dtype=out.dtype)
             stores.append((f"o{len(fresh) - 1}", out))
         else:
-            results[id(out)] = program.inputs[k].reshape(theta.shape)
+            results[id(out)] = originals[k]  # the array itself, written through its flat view
             stores.append((f"a{k}", out))
     _compiled(program.source(stores, len(fresh)))(
         theta.size, *program.inputs, *program.scalars, *[results[id(out)].reshape(-1) for out in fresh]
@@ -387,7 +387,9 @@ def _traced_tensor(
     return [concrete(p) for p in new_params], state_out
 
 
-def _writable_input(program: _Program, slots: list[Any], slot: Any, dtype: np.dtype, kept: set[int]) -> int | None:
+def _writable_input(
+    inputs: list[np.ndarray], originals: list[np.ndarray], slots: list[Any], slot: Any, dtype: np.dtype, kept: set[int]
+) -> int | None:
     """The loop input that a result of `slot` may be written over, or None.
 
     Writing over an input is what makes the loop as fast as a copy: its lines are in cache when the result is
@@ -399,11 +401,11 @@ def _writable_input(program: _Program, slots: list[Any], slot: Any, dtype: np.dt
     if slot == "grad" or slots.count(slot) != 1:
         return None
     k = slots.index(slot)
-    array = program.inputs[k]
-    base = array.base if array.base is not None else array
-    if not (base.flags.owndata and base.flags.writeable and array.flags.c_contiguous) or array.dtype != dtype:
+    array = originals[k]
+    flags = array.flags
+    if not (flags.owndata and flags.writeable and flags.c_contiguous) or array.dtype != dtype or id(array) in kept:
         return None
-    if id(base) in kept or any(np.may_share_memory(array, other) for j, other in enumerate(program.inputs) if j != k):
+    if any(np.may_share_memory(array, other) for j, other in enumerate(inputs) if j != k):
         return None
     return k
 
