@@ -297,7 +297,7 @@ def _select(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray | None
     about 80 times a copy, where these three integer ufuncs take about 5. Against +0.0 (whose bits are 0, the
     freeze and NaN-to-zero selects) one product of the bits with the condition suffices. It applies to
     same-dtype float arrays, for which np.where copies bits. A uniform condition returns a or b itself (see
-    NumpyOps). benchmarks/test_numpy_step.py holds this to np.where bit for bit.
+    NumpyOps). tests/test_fast_paths.py holds this to np.where bit for bit.
     """
     if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and isinstance(cond, np.ndarray)):
         return None
@@ -329,7 +329,7 @@ def _clip_to_bound(x: Any, bound: Any, *, upper: bool) -> np.ndarray | None:
     NumPy's minimum and maximum against one value take about three times as long as clip, whose loop is
     vectorized. They agree bit for bit, NaN payloads included, unless the bound is NaN or a zero (a tie between
     -0 and +0 goes to the bound in minimum, to x in clip): those bounds, and small arrays, keep the ufunc.
-    benchmarks/test_numpy_step.py holds this to np.minimum and np.maximum bit for bit.
+    tests/test_fast_paths.py holds this to np.minimum and np.maximum bit for bit.
     """
     if not isinstance(x, np.ndarray) or x.size < _SELECT_MIN_SIZE or x.dtype.kind != "f":
         return None
@@ -340,11 +340,20 @@ def _clip_to_bound(x: Any, bound: Any, *, upper: bool) -> np.ndarray | None:
     return np.clip(x, -infinity, bound) if upper else np.clip(x, bound, infinity)
 
 
-def _is_positive_zero(x: np.ndarray) -> bool:
-    """Whether x is one +0.0 broadcast (NumpyOps.full_like(_, 0.0)); checks the strides, not every element."""
+def broadcast_value(x: np.ndarray) -> np.generic | None:
+    """The one value an array repeats when it is a broadcast (every stride 0, a 0-d array too), else None.
+
+    Read from the strides, not from every element: `NumpyOps.full_like` makes such arrays.
+    """
     if any(stride != 0 for stride in x.strides):
-        return False
-    return not x[(0,) * x.ndim].view(np.dtype(f"u{x.dtype.itemsize}"))
+        return None
+    return x[(0,) * x.ndim]
+
+
+def _is_positive_zero(x: np.ndarray) -> bool:
+    """Whether x is one +0.0 broadcast (NumpyOps.full_like(_, 0.0))."""
+    value = broadcast_value(x)
+    return value is not None and not value.view(np.dtype(f"u{x.dtype.itemsize}"))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from ._arith import NumpyOps
+from ._arith import NumpyOps, broadcast_value
 from ._numerics import FloatFormat
 
 __all__ = ["FUSED_MIN_SIZE", "available", "fused_step"]
@@ -173,11 +173,9 @@ def _operand(program: _Program, x: Any, dtype: np.dtype) -> str:
     """x as an expression of `dtype`: what NumPy casts an operand to before the ufunc's loop runs."""
     if isinstance(x, Sym):
         return x.name if x.dtype == dtype else f"{_constructor(dtype)}({x.name})"
-    value = np.asarray(x)
-    if value.ndim != 0:
-        if any(stride != 0 for stride in value.strides):
-            raise _Unfusable("an array that is neither traced nor one broadcast value")
-        value = value[(0,) * value.ndim]
+    value = broadcast_value(np.asarray(x))
+    if value is None:
+        raise _Unfusable("an array that is neither traced nor one broadcast value")
     return program.scalar(value, dtype)
 
 
@@ -338,8 +336,8 @@ def _traced_tensor(
     def traced(array: Any, slot: Any) -> Any:
         if not isinstance(array, np.ndarray) or array.shape != theta.shape:
             return array  # a scalar: a constant to the loop
-        if array.ndim and all(stride == 0 for stride in array.strides):
-            value = array[(0,) * array.ndim]  # one broadcast value (a state's first values): a constant too
+        value = broadcast_value(array)
+        if value is not None:  # one broadcast value (a state's first values): a constant too
             arrays[id(value)] = (value, array, slot == "grad")
             return value
         program.inputs.append(_flat(array))

@@ -15,7 +15,6 @@ import pathlib
 import subprocess
 import sys
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,8 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("tf_keras")
 keras = pytest.importorskip("keras")
 
+from _adapter_protocol import assert_identical, assert_within_k, cases, run, snapshot  # noqa: E402
+
 import reference  # noqa: E402
 from conformance import corpus  # noqa: E402
 from conformance.adapters import _tf_common, tf_keras, tf_raw  # noqa: E402
@@ -33,14 +34,12 @@ from conformance.adapters import keras as keras_adapters  # noqa: E402
 from conformance.adapters.keras import KerasAdapter  # noqa: E402
 from conformance.adapters.tf_keras import TFKerasAdapter, mirrored_strategy  # noqa: E402
 from conformance.adapters.tf_raw import TFRawAdapter  # noqa: E402
-from conformance.tolerance import scaled_error  # noqa: E402
 from reference import format_of  # noqa: E402
 from reference.sparse import SparseGrad, SparseRule  # noqa: E402
 
 # First, so that TF's CPU is split into the two logical devices the replica tests need before any op runs.
 tf = _tf_common.import_tensorflow()
 
-K = 2.0
 LEGACY, NEW, KERAS = "tf_keras.optimizers.legacy.Adagrad", "tf_keras.optimizers.Adagrad", "keras.optimizers.Adagrad"
 RAW_V2, RAW_V1 = "tf.raw_ops.ResourceApplyAdagradV2", "tf.raw_ops.ResourceApplyAdagrad"
 ON_TF = keras.config.backend() == "tensorflow"
@@ -50,38 +49,12 @@ KERAS_STYLE = [n for n in TF_SUBJECTS if not n.startswith("tf.raw_ops")]
 needs_tf_backend = pytest.mark.skipif(not ON_TF, reason="the Keras 3 subject is measured on the TF backend")
 
 
-@cache
-def _corpus() -> corpus.Corpus:
-    return corpus.load()
-
-
-def cases(dialect: str, dtype: str, flag: str) -> list[corpus.Case]:
-    found = [c for c in _corpus() if c.dialect == dialect and c.dtype == dtype and flag in c.flags and c.level == 1]
-    assert found, f"the corpus has no level-1 {dialect} {dtype} case flagged {flag}"
-    return found
-
-
 def dialect_of(name: str) -> str:
     return SUBJECTS[name].capabilities.dialects[0]
 
 
 def checkpoint_case(name: str, dtype: str = "float32") -> corpus.Case:
-    return cases(dialect_of(name), dtype, "CHECKPOINT")[0]
-
-
-Snapshot = tuple[list[np.ndarray], dict[str, list[np.ndarray]], int | None]
-
-
-def snapshot(live: Any) -> Snapshot:
-    return live.params(), live.state(), live.count()
-
-
-def run(live: Any, case: corpus.Case, start: int = 0, stop: int | None = None) -> list[Snapshot]:
-    out = []
-    for index in range(start, len(case.grads) if stop is None else stop):
-        live.step(case.grads[index])
-        out.append(snapshot(live))
-    return out
+    return cases(dialect_of(name), dtype, "CHECKPOINT", level=1)[0]
 
 
 def start(name: str, case: corpus.Case) -> Any:
@@ -91,29 +64,6 @@ def start(name: str, case: corpus.Case) -> Any:
     if count:
         live.set_state(case.initial_params, slots, count)
     return live
-
-
-def assert_within_k(got: Snapshot, want: corpus.ExpectedStep, dtype: str, label: str) -> None:
-    params, state, count = got
-    assert count == want.count, f"{label}: counter {count}, expected {want.count}"
-    assert set(state) == set(want.state), f"{label}: slots {sorted(state)}, expected {sorted(want.state)}"
-    for quantity, gots, wants in [("params", params, want.params)] + [(n, state[n], want.state[n]) for n in state]:
-        for tensor, (g, w) in enumerate(zip(gots, wants, strict=True)):
-            assert g.dtype == w.dtype and g.shape == w.shape, f"{label}: {quantity}[{tensor}] {g.dtype}{g.shape}"
-            k = scaled_error(g, w, want.scales[quantity][tensor], format_of(dtype))
-            assert k.size == 0 or k.max() <= K, f"{label}: {quantity}[{tensor}] k = {k.max():.3g} > {K}"
-
-
-def assert_identical(got: Sequence[Snapshot], want: Sequence[Snapshot], label: str) -> None:
-    assert len(got) == len(want)
-    for step, ((gp, gs, gc), (wp, ws, wc)) in enumerate(zip(got, want, strict=True), start=1):
-        assert gc == wc, f"{label} step {step}: counter {gc} != {wc}"
-        assert set(gs) == set(ws), f"{label} step {step}: slots {sorted(gs)} != {sorted(ws)}"
-        for quantity, a, b in [("params", gp, wp)] + [(n, gs[n], ws[n]) for n in ws]:
-            for tensor, (x, y) in enumerate(zip(a, b, strict=True)):
-                assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), (
-                    f"{label} step {step}: {quantity}[{tensor}] differs: {x!r} != {y!r}"
-                )
 
 
 # ---------------------------------------------------------------- capabilities, versions, manifests
@@ -181,7 +131,7 @@ def test_set_state_at_each_step_then_step_gives_the_next(name: str, dtype: str) 
 
 def test_a_counter_that_starts_at_a_million() -> None:
     """tf.keras v2's inverse-time decay reads `iterations`: set_state must put 10**6 there."""
-    for case in cases("adagrad/tf-keras-v2", "float64", "DECAY_LARGE_STEP"):
+    for case in cases("adagrad/tf-keras-v2", "float64", "DECAY_LARGE_STEP", level=1):
         live = start(LEGACY, case)
         assert live.count() == 10**6 and live.optimizer.get_weights()[0] == 10**6
         for index, (got, want) in enumerate(zip(run(live, case), case.expected, strict=True), start=1):
@@ -302,7 +252,7 @@ def _duplicates(dtype: str) -> tuple[np.ndarray, SparseGrad]:
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_sparse_duplicates_match_the_corpus(name: str, dtype: str) -> None:
     """tf_keras (both APIs) sums repeated rows, as its dialects say; the V2 op applies them in order, as its does."""
-    for case in cases(dialect_of(name), dtype, "SPARSE_DUPLICATES"):
+    for case in cases(dialect_of(name), dtype, "SPARSE_DUPLICATES", level=1):
         live = start(name, case)
         for index, want in enumerate(case.expected):
             live.step(case.grads[index])
@@ -341,7 +291,7 @@ def test_the_tf1_sparse_op_applies_duplicates_in_order(dtype: str) -> None:
     corpus case it xfails, so the only difference from the dialect is how repeated rows combine."""
     tf1 = reference.get("adagrad/tf1")
     sequential = dataclasses.replace(tf1, knobs=dataclasses.replace(tf1.knobs, sparse=SparseRule.SEQUENTIAL))
-    for case in cases("adagrad/tf1", dtype, "SPARSE_DUPLICATES"):
+    for case in cases("adagrad/tf1", dtype, "SPARSE_DUPLICATES", level=1):
         steps = reference.run(sequential, case.hparams, dtype, case.initial_params, case.grads)
         got = run(start(RAW_V1, case), case)
         for index, (mine, want) in enumerate(zip(got, steps, strict=True), start=1):

@@ -9,35 +9,21 @@ torch's own) must be bit-identical.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
 import numpy as np
 import pytest
+from _adapter_protocol import Snapshot, assert_identical, assert_within_k, cases, run, snapshot
 
 from conformance import corpus
 from conformance.adapters.torch import TorchAdapter, TorchLive, subjects
-from conformance.tolerance import scaled_error
 from reference import format_of
 from reference.sparse import SparseGrad
 
 torch = pytest.importorskip("torch")
 
-K = 2.0
 SUBJECTS = {s.name: s for s in subjects()}
 SPARSE_SUBJECTS = ("torch.optim.Adagrad[single]", "torch.optim.Adagrad[foreach]")
-
-
-@cache
-def _corpus() -> corpus.Corpus:
-    return corpus.load()
-
-
-def cases(dialect: str, dtype: str, flag: str) -> list[corpus.Case]:
-    found = [c for c in _corpus() if c.dialect == dialect and c.dtype == dtype and flag in c.flags]
-    assert found, f"the corpus has no {dialect} {dtype} case flagged {flag}"
-    return found
 
 
 def forcing_cases(dialect: str) -> list[corpus.Case]:
@@ -50,22 +36,6 @@ def checkpoint_case(dialect: str) -> corpus.Case:
     return cases(dialect, "float32", "CHECKPOINT")[0]
 
 
-Snapshot = tuple[list[np.ndarray], dict[str, list[np.ndarray]], int | None]
-
-
-def snapshot(live: Any) -> Snapshot:
-    return live.params(), live.state(), live.count()
-
-
-def run(live: Any, case: corpus.Case, start: int = 0, stop: int | None = None) -> list[Snapshot]:
-    """Step `live` through the case's gradients `start:stop`, reading everything after each step."""
-    out = []
-    for index in range(start, len(case.grads) if stop is None else stop):
-        live.step(case.grads[index], None if case.losses is None else case.losses[index])
-        out.append(snapshot(live))
-    return out
-
-
 def start(adapter: TorchAdapter, case: corpus.Case) -> Any:
     """A fresh optimizer at the case's initial state, as the runner starts it (set_state for a late counter)."""
     live = adapter.create(case.dialect, case.hparams, [p.copy() for p in case.initial_params])
@@ -73,30 +43,6 @@ def start(adapter: TorchAdapter, case: corpus.Case) -> Any:
     if count:
         live.set_state(case.initial_params, slots, count)
     return live
-
-
-def assert_within_k(got: Snapshot, want: corpus.ExpectedStep, fmt: Any, label: str) -> None:
-    params, state, count = got
-    assert count == want.count, f"{label}: counter {count}, expected {want.count}"
-    assert set(state) == set(want.state), f"{label}: slots {sorted(state)}, expected {sorted(want.state)}"
-    pairs = [("params", params, want.params)] + [(n, state[n], want.state[n]) for n in want.state]
-    for quantity, gots, wants in pairs:
-        for tensor, (g, w) in enumerate(zip(gots, wants, strict=True)):
-            assert g.dtype == w.dtype and g.shape == w.shape, f"{label}: {quantity}[{tensor}] {g.dtype}{g.shape}"
-            k = scaled_error(g, w, want.scales[quantity][tensor], fmt)
-            assert k.size == 0 or k.max() <= K, f"{label}: {quantity}[{tensor}] k = {k.max():.3g} > {K}"
-
-
-def assert_identical(got: Sequence[Snapshot], want: Sequence[Snapshot], label: str) -> None:
-    assert len(got) == len(want)
-    for step, ((gp, gs, gc), (wp, ws, wc)) in enumerate(zip(got, want, strict=True), start=1):
-        assert gc == wc, f"{label} step {step}: counter {gc} != {wc}"
-        assert set(gs) == set(ws), f"{label} step {step}: slots {sorted(gs)} != {sorted(ws)}"
-        for quantity, a, b in [("params", gp, wp)] + [(n, gs[n], ws[n]) for n in ws]:
-            for tensor, (x, y) in enumerate(zip(a, b, strict=True)):
-                assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), (
-                    f"{label} step {step}: {quantity}[{tensor}] differs: {x!r} != {y!r}"
-                )
 
 
 # ---------------------------------------------------------------- capabilities and versions
