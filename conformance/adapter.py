@@ -15,7 +15,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Adapter", "Capabilities", "LiveOptimizer", "StepResult", "builtin_manifest", "drive"]
+from reference.sparse import SparseGrad
+
+__all__ = ["Adapter", "Capabilities", "LiveOptimizer", "StepResult", "builtin_manifest", "drive", "handed", "read"]
 
 
 def builtin_manifest(spec: str) -> pathlib.Path:
@@ -125,8 +127,30 @@ class StepResult:
     count: int | None
 
 
+def handed(value: Any) -> Any:
+    """A fresh, writable copy of what the runner hands to an implementation: arrays, row-sparse gradients, and the
+    lists, tuples and dicts holding them. The corpus itself is read-only; an implementation may keep and update
+    what it is given without changing what any later check expects."""
+    if isinstance(value, np.ndarray):
+        return np.array(value, copy=True)
+    if isinstance(value, SparseGrad):
+        return SparseGrad(tuple(int(i) for i in value.indices), np.array(value.values, copy=True))
+    if isinstance(value, Mapping):
+        return {key: handed(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(handed(v) for v in value)
+    return value
+
+
 def read(optimizer: LiveOptimizer) -> StepResult:
-    return StepResult(optimizer.params(), optimizer.state(), optimizer.count())
+    """Everything the optimizer reports, copied out: a result kept for a later comparison cannot change when the
+    implementation later updates the buffers it returned."""
+    state = optimizer.state()
+    return StepResult(
+        [np.array(p, copy=True) for p in optimizer.params()],
+        {name: [np.array(a, copy=True) for a in arrays] for name, arrays in state.items()},
+        optimizer.count(),
+    )
 
 
 def drive(
@@ -138,13 +162,9 @@ def drive(
     losses: Sequence[float] | None = None,
 ) -> list[StepResult]:
     """Free-running trajectory: create once, then step through `grads`, reading everything after each step."""
-    optimizer = adapter.create(dialect, hparams, [np.array(p, copy=True) for p in params])
+    optimizer = adapter.create(dialect, handed(dict(hparams)), handed(list(params)))
     results = []
     for index, row in enumerate(grads):
-        optimizer.step([_copy(g) for g in row], None if losses is None else float(losses[index]))
+        optimizer.step(handed(list(row)), None if losses is None else float(losses[index]))
         results.append(read(optimizer))
     return results
-
-
-def _copy(g: Any) -> Any:
-    return np.array(g, copy=True) if isinstance(g, np.ndarray) else g

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pathlib
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +16,10 @@ import numpy as np
 
 import reference
 from reference._numerics import FloatFormat, bits_to_hex, decimal_string, format_of
+from reference.sparse import SparseGrad
 
-from .adapter import Adapter, LiveOptimizer, StepResult, read
+from .adapter import Adapter, LiveOptimizer, StepResult, handed, read
+from .adapters.reference import ReferenceLive
 from .corpus import Case, ExpectedStep
 from .tolerance import Bound, bound_for, exact_class_mismatch, scaled_error, ulp_distance
 
@@ -25,6 +27,7 @@ __all__ = [
     "CHECKS",
     "CheckFailure",
     "CheckSkip",
+    "InvalidSetting",
     "Outcome",
     "invalid_settings",
 ]
@@ -89,14 +92,21 @@ def _value_text(x: Any, fmt: FloatFormat) -> str:
 
 
 def compare(ctx: Context, step: int, got: StepResult, want: ExpectedStep, outcome: Outcome) -> None:
-    """Structure, counter and every value of one step; raises on the first divergence."""
+    """Every value of one step, parameters first, then each of the dialect's slots; raises on the first divergence.
+
+    The counter and any extra slots are the counter check's concern, not this one: a framework that keeps no
+    counter still has every number compared. A slot the dialect keeps but the implementation does not report
+    cannot be compared, and that is a divergence here.
+    """
     fmt = ctx.fmt
-    missing = sorted(set(want.state) - set(got.state))
-    extra = sorted(set(got.state) - set(want.state))
-    if missing or extra:
-        raise ctx.fail(f"step {step}: state slots {sorted(got.state)}, but should be {sorted(want.state)}", outcome)
     for quantity, wanted in _quantities(want):
-        gotten = got.params if quantity == "params" else got.state[quantity]
+        gotten = got.params if quantity == "params" else got.state.get(quantity)
+        if gotten is None:
+            raise ctx.fail(
+                f"step {step}: no state slot {quantity!r} to compare (the implementation reports "
+                f"{sorted(got.state) or 'none'})",
+                outcome,
+            )
         if len(gotten) != len(wanted):
             raise ctx.fail(f"step {step}: {len(gotten)} {quantity} tensors, but should be {len(wanted)}", outcome)
         for tensor, (g, w) in enumerate(zip(gotten, wanted, strict=True)):
@@ -106,10 +116,6 @@ def compare(ctx: Context, step: int, got: StepResult, want: ExpectedStep, outcom
                 raise ctx.fail(f"{where} is {g.dtype}{list(g.shape)}, but should be {w.dtype}{list(w.shape)}", outcome)
             scales = (want.scales.get(quantity) or [np.zeros(w.shape)])[tensor]
             _compare_values(ctx, where, step, tensor, g, w, scales, ctx.bound(quantity), want, outcome)
-    if ctx.dialect.counter is not None and got.count != want.count:
-        raise ctx.fail(
-            f"counter `{ctx.dialect.counter}` after step {step} = {got.count}, but should be {want.count}", outcome
-        )
 
 
 def _compare_values(
@@ -154,7 +160,8 @@ def _compare_values(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Driving
+# Driving: everything handed to the implementation is a fresh copy (`handed`), everything read back is copied
+# out (`read`), so no check can change what another check expects or sees.
 
 
 def _needs(ctx: Context, capability: str, why: str) -> None:
@@ -169,14 +176,18 @@ def _grads_supported(ctx: Context) -> None:
         _needs(ctx, "loss", "this case's losses need")
 
 
+def _fresh(ctx: Context) -> LiveOptimizer:
+    case = ctx.case
+    return ctx.adapter.create(case.dialect, handed(case.hparams), handed(case.initial_params))
+
+
 def _create(ctx: Context) -> LiveOptimizer:
     """A fresh optimizer in the case's initial state (set explicitly when the counter starts late)."""
-    case = ctx.case
-    optimizer = ctx.adapter.create(case.dialect, case.hparams, [p.copy() for p in case.initial_params])
-    count, slots = case.initial_state
+    optimizer = _fresh(ctx)
+    count, slots = ctx.case.initial_state
     if count:
         _needs(ctx, "set_state", f"starting the counter at {count} needs")
-        optimizer.set_state([p.copy() for p in case.initial_params], slots, count)  # type: ignore[attr-defined]
+        optimizer.set_state(handed(ctx.case.initial_params), handed(slots), count)  # type: ignore[attr-defined]
     return optimizer
 
 
@@ -184,22 +195,20 @@ def _loss(case: Case, step: int) -> float | None:
     return None if case.losses is None else case.losses[step]
 
 
-def _copies(row: Sequence[Any]) -> list[Any]:
-    return [g.copy() if isinstance(g, np.ndarray) else g for g in row]
-
-
 def free_run(ctx: Context, steps: int | None = None, optimizer: LiveOptimizer | None = None) -> list[StepResult]:
     _grads_supported(ctx)
     optimizer = optimizer or _create(ctx)
     results = []
     for t, row in enumerate(ctx.case.grads[:steps]):
-        optimizer.step(_copies(row), _loss(ctx.case, t))
+        optimizer.step(handed(row), _loss(ctx.case, t))
         results.append(read(optimizer))
     return results
 
 
 def _free(ctx: Context, cache: dict[str, Any]) -> list[StepResult]:
-    """The free-running trajectory, computed once per (adapter, case) and shared by the checks that read it."""
+    """The free-running trajectory, computed once per (adapter, case) and shared by the checks that read it. The
+    results are copies (`read`), so a check that reads them sees what the implementation reported at that step
+    whichever check ran it first."""
     if "free" not in cache:
         cache["free"] = free_run(ctx)
     return cache["free"]
@@ -210,7 +219,7 @@ def _free(ctx: Context, cache: dict[str, Any]) -> list[StepResult]:
 
 
 def check_trajectory(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
-    """Free-running: params and every slot at every step, within the tolerance; the counter exact."""
+    """Free-running: params and every slot at every step, within the tolerance (the counter is judged apart)."""
     results = _free(ctx, cache)
     for step, (got, want) in enumerate(zip(results, ctx.case.expected, strict=True), start=1):
         compare(ctx, step, got, want, outcome)
@@ -221,12 +230,12 @@ def check_teacher_forced(ctx: Context, outcome: Outcome, cache: dict[str, Any]) 
     _needs(ctx, "set_state", "teacher forcing needs")
     _grads_supported(ctx)
     case = ctx.case
-    optimizer = ctx.adapter.create(case.dialect, case.hparams, [p.copy() for p in case.initial_params])
+    optimizer = _fresh(ctx)
     count, slots = case.initial_state
     states = [(case.initial_params, slots, count), *[(e.params, e.state, e.count) for e in case.expected[:-1]]]
     for t, (params, state, counter) in enumerate(states):
-        optimizer.set_state([p.copy() for p in params], state, counter)  # type: ignore[attr-defined]
-        optimizer.step(_copies(case.grads[t]), _loss(case, t))
+        optimizer.set_state(handed(params), handed(state), counter)  # type: ignore[attr-defined]
+        optimizer.step(handed(case.grads[t]), _loss(case, t))
         compare(ctx, t + 1, read(optimizer), case.expected[t], outcome)
 
 
@@ -234,11 +243,12 @@ def check_counter_and_slots(ctx: Context, outcome: Outcome, cache: dict[str, Any
     """The counter is exact at every step; slot names, shapes and dtypes are the dialect's."""
     results = _free(ctx, cache)
     fmt = ctx.fmt
+    counter = ctx.dialect.counter
     for step, (got, want) in enumerate(zip(results, ctx.case.expected, strict=True), start=1):
-        if ctx.dialect.counter is not None and got.count != want.count:
-            raise ctx.fail(
-                f"counter `{ctx.dialect.counter}` after step {step} = {got.count}, but should be {want.count}", outcome
-            )
+        if counter is not None and got.count is None:
+            raise ctx.fail(f"the implementation keeps no step counter, but the dialect counts `{counter}`", outcome)
+        if counter is not None and got.count != want.count:
+            raise ctx.fail(f"counter `{counter}` after step {step} = {got.count}, but should be {want.count}", outcome)
         if sorted(got.state) != sorted(want.state):
             raise ctx.fail(
                 f"step {step}: state slots {sorted(got.state)}, but the dialect's are {sorted(want.state)}", outcome
@@ -260,10 +270,10 @@ def check_config_round_trip(ctx: Context, outcome: Outcome, cache: dict[str, Any
     case = ctx.case
     original = _create(ctx)
     config = original.config()  # type: ignore[attr-defined]
-    rebuilt = ctx.adapter.from_config(case.dialect, config, [p.copy() for p in case.initial_params])  # type: ignore[attr-defined]
+    rebuilt = ctx.adapter.from_config(case.dialect, handed(config), handed(case.initial_params))  # type: ignore[attr-defined]
     count, slots = case.initial_state
     if count:
-        rebuilt.set_state([p.copy() for p in case.initial_params], slots, count)  # type: ignore[attr-defined]
+        rebuilt.set_state(handed(case.initial_params), handed(slots), count)  # type: ignore[attr-defined]
     again = rebuilt.config()  # type: ignore[attr-defined]
     if again != config:
         changed = sorted(k for k in set(config) | set(again) if config.get(k) != again.get(k))
@@ -289,12 +299,14 @@ def check_checkpoint(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> N
     before = free_run(ctx, steps=k, optimizer=first)
     with tempfile.TemporaryDirectory(prefix="optconf-") as folder:
         first.save(pathlib.Path(folder))  # type: ignore[attr-defined]
-        resumed = ctx.adapter.load(case.dialect, case.hparams, before[-1].params, pathlib.Path(folder))  # type: ignore[attr-defined]
+        resumed = ctx.adapter.load(  # type: ignore[attr-defined]
+            case.dialect, handed(case.hparams), handed(before[-1].params), pathlib.Path(folder)
+        )
     loaded = read(resumed)
     _bit_identical(ctx, [before[-1]], [loaded], f"the optimizer loaded after step {k}", outcome, first_step=k)
     after = []
     for t in range(k, len(case.grads)):
-        resumed.step(_copies(case.grads[t]), _loss(case, t))
+        resumed.step(handed(case.grads[t]), _loss(case, t))
         after.append(read(resumed))
     _bit_identical(ctx, uninterrupted[k:], after, f"the run resumed after step {k}", outcome, first_step=k + 1)
 
@@ -334,26 +346,40 @@ def _first_bits(x: np.ndarray, y: np.ndarray, fmt: FloatFormat) -> str:
 
 
 def check_inputs_not_mutated(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
-    """The gradients handed to the optimizer (and its own copy of them) are unchanged by every step."""
+    """The gradients handed to the optimizer, dense and row-sparse (and its own copy of them), are unchanged by
+    every step."""
     _grads_supported(ctx)
     case = ctx.case
     optimizer = _create(ctx)
     for t, row in enumerate(case.grads):
-        given = _copies(row)
+        given = handed(row)
         optimizer.step(given, _loss(case, t))
         for tensor, (before, after) in enumerate(zip(row, given, strict=True)):
-            if isinstance(before, np.ndarray) and before.tobytes() != np.asarray(after).tobytes():
-                raise ctx.fail(f"step {t + 1} changed the gradient array passed in for tensor {tensor}", outcome)
+            changed = _changed(before, after, ctx.fmt)
+            if changed:
+                raise ctx.fail(f"step {t + 1} changed the gradient passed in for tensor {tensor}: {changed}", outcome)
         held = optimizer.gradients()
         dense = [g for g in row if isinstance(g, np.ndarray)]
         if held is not None and len(held) == len(dense):
             for tensor, (before, after) in enumerate(zip(dense, held, strict=True)):
-                after = np.asarray(after, dtype=before.dtype)
-                if before.tobytes() != after.tobytes():
-                    raise ctx.fail(
-                        f"step {t + 1} mutated the gradient of tensor {tensor}: {_first_bits(before, after, ctx.fmt)}",
-                        outcome,
-                    )
+                changed = _changed(before, np.asarray(after, dtype=before.dtype), ctx.fmt)
+                if changed:
+                    raise ctx.fail(f"step {t + 1} mutated the gradient of tensor {tensor}: {changed}", outcome)
+
+
+def _changed(before: Any, after: Any, fmt: FloatFormat) -> str | None:
+    """How a gradient handed over differs from the corpus's (None if bit for bit the same)."""
+    if isinstance(before, SparseGrad):
+        if tuple(after.indices) != tuple(before.indices):
+            return f"row indices {list(after.indices)} instead of {list(before.indices)}"
+        before, after = before.values, after.values
+        where = "row values, "
+    else:
+        where = ""
+    after = np.asarray(after)
+    if after.dtype != before.dtype or after.shape != before.shape or after.tobytes() != before.tobytes():
+        return where + _first_bits(before, after, fmt)
+    return None
 
 
 def check_replicas(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
@@ -389,25 +415,54 @@ CHECKS: dict[str, Callable[[Context, Outcome, dict[str, Any]], None]] = {
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Invalid hyperparameters
+# Invalid hyperparameters: a refusal is earned. The same optimizer must be created and stepped with a valid value
+# of the same keywords (the control), so that an adapter that cannot step at all, or cannot take the keyword,
+# proves nothing; and the error must come from the optimizer, be a refusal rather than a defect, and (for a
+# removed keyword, which has no valid value) name the keyword.
 
-_INVALID = {
+# (canonical hyperparameter, a value the dialects refuse, a valid value for the control)
+_INVALID: dict[str, list[tuple[str, Any, Any]]] = {
     "adagrad": [
-        ("lr", -0.1),
-        ("eps", -1e-3),
-        ("initial_accumulator", -1.0),
-        ("decay", -0.5),
-        ("weight_decay", -0.1),
-        ("clipnorm", -1.0),
-        ("clipvalue", -1.0),
-        ("global_clipnorm", -1.0),
+        ("lr", -0.1, 0.1),
+        ("eps", -1e-3, 1e-3),
+        ("initial_accumulator", -1.0, 0.1),
+        ("decay", -0.5, 0.5),
+        ("weight_decay", -0.1, 0.1),
+        ("clipnorm", -1.0, 1.0),
+        ("clipvalue", -1.0, 1.0),
+        ("global_clipnorm", -1.0, 1.0),
     ],
-    "rprop": [("lr", -0.1), ("eta_minus", 1.5), ("eta_plus", 0.5), ("step_min", 2.0)],
+    "rprop": [("lr", -0.1, 0.1), ("eta_minus", 1.5, 0.5), ("eta_plus", 0.5, 1.2), ("step_min", 2.0, 1e-6)],
 }
+# Settings that are only out of range beside another one (step_min > step_max).
+_ALONGSIDE = {"step_min": {"step_max": 1.0}}
+
+# Exceptions that say the code is broken or the setting unsupported, never that the setting was judged and refused.
+_DEFECTS: tuple[type[BaseException], ...] = (
+    AttributeError,
+    NameError,
+    LookupError,
+    ImportError,
+    RecursionError,
+    MemoryError,
+)
+_HERE = pathlib.Path(__file__).resolve().parent
+_ADAPTER_CODE = (_HERE / "adapters", _HERE / "adapter.py")  # the built-in adapters and the protocol's helpers
+_REFERENCE_CODE = pathlib.Path(reference.__file__).resolve().parent
 
 
-def invalid_settings(dialect: reference.Dialect) -> list[tuple[str, dict[str, Any]]]:
-    """(label, framework hparams) that the dialect refuses: each one setting out of its range.
+@dataclass(frozen=True)
+class InvalidSetting:
+    """One out-of-range setting: what manifests select it by, and the two runs that judge the refusal."""
+
+    label: str  # the refused setting in the framework's names, e.g. `eps=-0.001`
+    invalid: dict[str, Any]  # the framework hyperparameters the dialect refuses
+    valid: dict[str, Any]  # the same keywords with valid values: the control
+    keyword: str | None = None  # a removed keyword: the refusal must name it
+
+
+def invalid_settings(dialect: reference.Dialect) -> list[InvalidSetting]:
+    """The settings that the dialect refuses, each one value out of its range, with its control.
 
     The learning rate is always given (a valid 0.01 unless it is the bad value), so that a framework without a
     default refuses the bad value, not a missing argument; the label names only the bad setting.
@@ -415,38 +470,108 @@ def invalid_settings(dialect: reference.Dialect) -> list[tuple[str, dict[str, An
     out = []
     candidates = list(_INVALID[dialect.family.name])
     if getattr(dialect.knobs, "initial_accumulator_positive", False):
-        candidates.append(("initial_accumulator", 0.0))
+        candidates.append(("initial_accumulator", 0.0, 0.1))
     exposed = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
-    for canonical, value in candidates:
-        setting = {canonical: value} | ({"step_max": 1.0} if canonical == "step_min" else {})
-        if not set(setting) <= exposed:
+    for canonical, bad, good in candidates:
+        alongside = _ALONGSIDE.get(canonical, {})
+        if not {canonical, *alongside} <= exposed:
             continue
-        hparams = dialect.framework_hparams({"lr": 0.01} | setting)
-        try:
-            dialect.hparams(hparams)
-        except ValueError:
-            label = ",".join(f"{k}={v}" for k, v in dialect.framework_hparams(setting).items())
-            out.append((label, hparams))
-    out.extend((f"removed-{name}={value}", {name: value}) for name, value in dialect.removed.items())
+        invalid = dialect.framework_hparams({"lr": 0.01} | alongside | {canonical: bad})
+        valid = dialect.framework_hparams({"lr": 0.01} | alongside | {canonical: good})
+        if _refused(dialect, invalid) and not _refused(dialect, valid):
+            label = ",".join(f"{k}={v}" for k, v in dialect.framework_hparams(alongside | {canonical: bad}).items())
+            out.append(InvalidSetting(label, invalid, valid))
+    out.extend(
+        InvalidSetting(f"removed-{name}={value}", {name: value}, {}, keyword=name)
+        for name, value in dialect.removed.items()
+    )
     return out
 
 
-def check_invalid_hparams(
-    adapter: Adapter, dialect: reference.Dialect, dtype: str, hparams: dict[str, Any], repro: str
-) -> str:
-    """Creating (or first stepping) the optimizer with out-of-range hyperparameters must raise."""
-    params = [np.ones((2,), dtype=format_of(dtype).np_dtype)]
-    expected = ""
+def _refused(dialect: reference.Dialect, hparams: dict[str, Any]) -> str | None:
     try:
         dialect.hparams(hparams)
     except ValueError as exc:
-        expected = str(exc)
+        return str(exc)
+    return None
+
+
+def _create_and_step(adapter: Adapter, dialect: reference.Dialect, dtype: str, hparams: dict[str, Any]) -> None:
+    dtype_ = format_of(dtype).np_dtype
+    optimizer = adapter.create(dialect.id, handed(hparams), [np.ones((2,), dtype=dtype_)])
+    optimizer.step([np.full((2,), 0.5, dtype=dtype_)], 1.0 if dialect.needs_loss else None)
+
+
+def check_invalid_hparams(
+    adapter: Adapter, dialect: reference.Dialect, dtype: str, setting: InvalidSetting, repro: str
+) -> str:
+    """The optimizer refuses the setting (at creation or first step) and steps with a valid one; returns the
+    refusal. An error that is not a refusal is re-raised with its traceback and a note saying why."""
     try:
-        optimizer = adapter.create(dialect.id, hparams, params)
-        optimizer.step([np.full((2,), 0.5, dtype=params[0].dtype)])
-    except Exception as exc:  # any clear refusal counts; the message is recorded
-        return f"{type(exc).__name__}: {exc}"
+        _create_and_step(adapter, dialect, dtype, setting.valid)
+    except CheckSkip:
+        raise
+    except Exception as exc:
+        exc.add_note(
+            f"optconf: the control failed: {adapter.name} could not create and step {dialect.id} with the valid "
+            f"setting {setting.valid}, so a refusal of {setting.label} would prove nothing\n  repro: {repro}"
+        )
+        raise
+    try:
+        _create_and_step(adapter, dialect, dtype, setting.invalid)
+    except CheckSkip:
+        raise
+    except Exception as exc:
+        problem = _not_a_refusal(exc, adapter, setting)
+        if problem is None:
+            return f"{type(exc).__name__}: {exc}"
+        exc.add_note(f"optconf: not a refusal of {setting.label}: {problem}\n  repro: {repro}")
+        raise
     raise CheckFailure(
-        f"{adapter.name} accepted {hparams} for {dialect.id} and stepped; the dialect refuses it "
-        f"({expected})\n  repro: {repro}"
+        f"{adapter.name} accepted {setting.invalid} for {dialect.id} and stepped; the dialect refuses it "
+        f"({_refused(dialect, setting.invalid) or 'a removed keyword'})\n  repro: {repro}"
     )
+
+
+def _not_a_refusal(exc: BaseException, adapter: Adapter, setting: InvalidSetting) -> str | None:
+    """Why `exc` is not the optimizer refusing the setting, or None when it is."""
+    if isinstance(exc, NotImplementedError):
+        return (
+            "NotImplementedError says the setting is unsupported, not refused; an adapter declares what it does "
+            "not support by raising CheckSkip with the reason"
+        )
+    if isinstance(exc, _DEFECTS):
+        return f"{type(exc).__name__} is a defect in the code, not a refusal"
+    borrowed = _not_the_optimizers(exc, adapter)
+    if borrowed is not None:
+        return f"{borrowed}; an adapter passes settings through and lets the optimizer judge them"
+    if setting.keyword is not None and setting.keyword not in str(exc):
+        return f"the error does not name the removed keyword {setting.keyword!r}, so it may be about something else"
+    return None
+
+
+def _not_the_optimizers(exc: BaseException, adapter: Adapter) -> str | None:
+    """Where `exc` was raised, when that was not the optimizer (or its framework) judging the setting.
+
+    Two places are not the optimizer: the adapter layer (the runner's adapter modules, and any method of the
+    adapter object), and optconf's own reference validation when the reference optimizer is not the one that
+    called it (an adapter asking the spec instead of its optimizer). An exception raised *from* another
+    (`raise ... from exc`) is judged by that cause.
+    """
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    if not frames:
+        return None
+    frame = frames[-1]
+    path = pathlib.Path(frame.f_code.co_filename).resolve()
+    site = f"{path.name}:{frame.f_lineno}"
+    if path.parent == _ADAPTER_CODE[0] or path == _ADAPTER_CODE[1] or frame.f_locals.get("self") is adapter:
+        if exc.__cause__ is not None:
+            return _not_the_optimizers(exc.__cause__, adapter)
+        return f"raised by the adapter's own code ({site}), not by the optimizer"
+    if _REFERENCE_CODE in path.parents and not any(isinstance(f.f_locals.get("self"), ReferenceLive) for f in frames):
+        return f"raised by optconf's reference validation ({site}), which the adapter called itself"
+    return None

@@ -7,14 +7,16 @@ import json
 import os
 import pathlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from reference import DIALECTS, format_of
+from reference.sparse import SparseGrad
 from reference.vectors.codec import decode_hparams, decode_tensor
 from reference.vectors.flags import FLAGS
 
@@ -86,8 +88,8 @@ class Case:
         return self.record.get("checkpoint")
 
     @cached_property
-    def hparams(self) -> dict[str, Any]:
-        return decode_hparams(self.record["hparams"])
+    def hparams(self) -> Mapping[str, Any]:
+        return MappingProxyType(decode_hparams(self.record["hparams"]))  # read-only: see `_read_only`
 
     @cached_property
     def initial_params(self) -> list[np.ndarray]:
@@ -101,7 +103,7 @@ class Case:
     @cached_property
     def grads(self) -> list[list[Any]]:
         fmt = format_of(self.dtype)
-        return [[decode_tensor(t, fmt) for t in row] for row in self.record["grads"]]
+        return [[_read_only(decode_tensor(t, fmt)) for t in row] for row in self.record["grads"]]
 
     @cached_property
     def losses(self) -> list[float] | None:
@@ -115,7 +117,7 @@ class Case:
     def _tensor(self, data: dict[str, Any]) -> np.ndarray:
         value = decode_tensor(data, format_of(self.dtype))
         assert isinstance(value, np.ndarray)
-        return value
+        return _read_only(value)
 
     def _expected_step(self, data: dict[str, Any]) -> ExpectedStep:
         scales = {"params": [_scales(t) for t in data["params"]]}
@@ -126,12 +128,21 @@ class Case:
             state={name: [self._tensor(t) for t in ts] for name, ts in data["state"].items()},
             count=data["count"],
             scales=scales,
-            branches=None if branches is None else [np.asarray(b, dtype=np.int8) for b in branches],
+            branches=None if branches is None else [_read_only(np.asarray(b, dtype=np.int8)) for b in branches],
         )
 
 
 def _scales(data: dict[str, Any]) -> np.ndarray:
-    return np.array([float(x) for x in data["scale"]], dtype=np.float64).reshape(data["shape"])
+    return _read_only(np.array([float(x) for x in data["scale"]], dtype=np.float64).reshape(data["shape"]))
+
+
+def _read_only(value: Any) -> Any:
+    """The decoded corpus is shared by every check of a session, so no array of it may be written: what is handed
+    to an implementation is a copy (`conformance.adapter.handed`), and a stray write raises instead of silently
+    changing what later checks expect."""
+    array = value.values if isinstance(value, SparseGrad) else value
+    array.flags.writeable = False
+    return value
 
 
 @dataclass(frozen=True)

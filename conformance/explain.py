@@ -45,7 +45,7 @@ def explain(case: Case, impl: str, subject: str | None, out: TextIO) -> int:
     ctx = Context(adapter, case, f"optconf explain {test_id} --impl {impl}")
     fmt = ctx.fmt
     print(f"{test_id}: {case.comment} [{', '.join(case.flags)}]", file=out)
-    print(f"  implementation {adapter.name}; hparams {case.hparams}; {len(case.grads)} steps", file=out)
+    print(f"  implementation {adapter.name}; hparams {dict(case.hparams)}; {len(case.grads)} steps", file=out)
     try:
         results = free_run(ctx)
     except CheckSkip as exc:

@@ -14,13 +14,14 @@ import pytest
 
 from . import report
 from .corpus import CorpusError
-from .manifest import ManifestError
+from .manifest import Entry, KnownFailure, ManifestError
 from .session import Item, OptconfSession, Settings
 from .spec import SpecError
 
 SESSION_KEY = pytest.StashKey[OptconfSession | None]()
 ITEM_KEY = pytest.StashKey[Item]()
 K_KEY = pytest.StashKey[float]()
+KNOWN_KEY = pytest.StashKey[list[Entry]]()  # the xfail entries that select the item
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
 
 # name, environment variable, argparse keywords: the options, documented in CONFORMANCE.md from this table.
@@ -31,7 +32,7 @@ OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
         {
             "metavar": "SPEC",
             "help": "the implementation: a built-in name (reference, torch, "
-            "keras, tf_keras, optax, tf_raw), module, module:attr, or a .py file",
+            "keras, tf_keras, optax, tf_raw), module, module:attr, or a .py file; never empty",
         },
     ),
     (
@@ -48,7 +49,7 @@ OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
     (
         "--optconf-level",
         "OPTCONF_LEVEL",
-        {"metavar": "N", "type": int, "choices": (1, 2), "help": "1: the release gate (default); 2: the full grid"},
+        {"metavar": "N", "help": "1: the release gate (default); 2: the full grid"},
     ),
     ("--optconf-json", "OPTCONF_JSON", {"metavar": "FILE", "help": "write the JSON evidence report here"}),
     ("--vectors", "OPTCONF_VECTORS", {"metavar": "DIR", "help": "use this corpus instead of the installed one"}),
@@ -57,7 +58,6 @@ OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
         "OPTCONF_FUZZ",
         {
             "metavar": "N",
-            "type": int,
             "help": "also fuzz: N fresh hypothesis cases per dialect, "
             "evaluated live by the oracle, shrunk to a minimal failing case",
         },
@@ -67,11 +67,14 @@ OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
         "OPTCONF_FUZZ_SEED",
         {
             "metavar": "SEED",
-            "type": int,
             "help": "the fuzzing seed (default: random, printed in the header; fixed under CI)",
         },
     ),
 ]
+
+
+class ManifestWarning(pytest.PytestWarning):
+    """A manifest entry that is usable but weaker than it should be."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -82,19 +85,70 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def option(config: pytest.Config, name: str) -> Any:
+    """The option's value: the command line's, else its environment variable's (None when neither is given)."""
     for flag, env, _ in OPTIONS:
         if flag == name:
             value = config.getoption(name.lstrip("-").replace("-", "_"))
-            if value in (None, False) and env and os.environ.get(env):
+            if value in (None, False) and env and env in os.environ:
                 return os.environ[env]
             return value
     raise KeyError(name)
 
 
+def _source(name: str) -> str:
+    env = next(e for flag, e, _ in OPTIONS if flag == name)
+    return f"{name} (or {env})" if env else name
+
+
+def _integer(config: pytest.Config, name: str, low: int, high: int, default: int) -> int:
+    """An integer option within [low, high]; anything else is a usage error naming the option."""
+    raw = option(config, name)
+    if raw is None:
+        return default
+    text = str(raw).strip()
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"{_source(name)} must be an integer from {low} to {high}; got {raw!r}") from None
+    if not low <= value <= high:
+        raise pytest.UsageError(f"{_source(name)} must be an integer from {low} to {high}; got {value}")
+    return value
+
+
+def _impl(config: pytest.Config) -> str | None:
+    """The implementation SPEC, or None when none was asked for. Given but blank (`--impl=`, or OPTCONF_IMPL set
+    to nothing, as `OPTCONF_IMPL=$IMPL` with IMPL unset) is a usage error, not a run of whatever tests are here."""
+    raw = option(config, "--impl")
+    if raw is None:
+        return None
+    if not str(raw).strip():
+        raise pytest.UsageError(
+            "--impl (or OPTCONF_IMPL) is empty; name the implementation: a built-in name, module, module:attr "
+            "or a .py file"
+        )
+    return str(raw).strip()
+
+
+def _evidence_path(config: pytest.Config) -> pathlib.Path | None:
+    """Where the JSON evidence goes, checked before any test runs: a long run must not end unable to write it."""
+    raw = option(config, "--optconf-json")
+    if raw is None:
+        return None
+    path = pathlib.Path(str(raw))
+    if not str(raw).strip() or path.is_dir():
+        raise pytest.UsageError(f"{_source('--optconf-json')} must name a file; got {raw!r}")
+    folder = path.parent if str(path.parent) else pathlib.Path(".")
+    if not folder.is_dir():
+        raise pytest.UsageError(f"{_source('--optconf-json')}: the folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise pytest.UsageError(f"{_source('--optconf-json')}: the folder {str(folder)!r} is not writable")
+    return path
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "optconf: a conformance check generated from the golden vectors")
-    impl = option(config, "--impl")
-    if not impl:
+    impl = _impl(config)
+    if impl is None:
         config.stash[SESSION_KEY] = None
         if _targets_conformance(config):
             raise pytest.UsageError(
@@ -107,36 +161,47 @@ def pytest_configure(config: pytest.Config) -> None:
         impl=impl,
         manifest=pathlib.Path(manifest) if manifest else None,
         strict_manifest=bool(config.getoption("strict_manifest")),
-        level=int(option(config, "--optconf-level") or 1),
+        level=_integer(config, "--optconf-level", 1, 2, default=1),
         vectors=pathlib.Path(vectors) if vectors else None,
         default_manifests=not config.getoption("no_default_manifest"),
-        fuzz=int(option(config, "--fuzz") or 0),
-        fuzz_seed=_fuzz_seed(option(config, "--fuzz-seed")),
+        fuzz=_integer(config, "--fuzz", 0, 1_000_000, default=0),
+        fuzz_seed=_fuzz_seed(config),
     )
+    json_path = _evidence_path(config)
     try:
         session = OptconfSession.start(settings)
     except (SpecError, CorpusError, ManifestError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
+    unsigned = [e for e in session.entries if e.mode == "xfail" and e.expect is None]
+    if unsigned and settings.strict_manifest:
+        raise pytest.UsageError(
+            "--strict-manifest: xfail entries without `expect` would absorb any failure: "
+            + "; ".join(e.describe() for e in unsigned)
+        )
+    for entry in unsigned:
+        config.issue_config_time_warning(
+            ManifestWarning(
+                f"{entry.describe()} has no `expect`: it absorbs any failure of what it selects, not only the "
+                "one it records; give it the failure's signature (an error under --strict-manifest)"
+            ),
+            stacklevel=2,
+        )
     stale = report.stale_entries(session)
     if stale and settings.strict_manifest:
         raise pytest.UsageError(
             "--strict-manifest: entries that match nothing: " + "; ".join(e.describe() for e in stale)
         )
-    json_path = option(config, "--optconf-json")
-    config.pluginmanager.register(
-        report.Evidence(session, pathlib.Path(json_path) if json_path else None), "optconf-evidence"
-    )
+    config.pluginmanager.register(report.Evidence(session, json_path), "optconf-evidence")
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         # `pytest --impl=...` with no paths runs the conformance checks, not the project's own tests.
         config.args = [str(PACKAGE_DIR / "test_conformance.py")]
 
 
-def _fuzz_seed(given: Any) -> int:
-    if given is not None:
-        return int(given)
+def _fuzz_seed(config: pytest.Config) -> int:
     # Derandomized under CI (a fixed seed); a fresh seed, printed in the header, elsewhere.
-    return 20261121 if os.environ.get("CI") else int.from_bytes(os.urandom(4), "big")
+    default = 20261121 if os.environ.get("CI") else int.from_bytes(os.urandom(4), "big")
+    return _integer(config, "--fuzz-seed", 0, 2**32 - 1, default=default)
 
 
 def _targets_conformance(config: pytest.Config) -> bool:
@@ -198,16 +263,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.stash[ITEM_KEY] = subject
         view = subject.selector_view()
         item.user_properties.append(("optconf_item", view))
+        known = []
         for entry in session.entries:
+            if subject.check == "fuzz":
+                continue  # fuzzing applies the entries to each case it finds (conformance/fuzz.py)
             if not entry.matches(view):
                 continue
-            note = f"{entry.reason}" + (f" ({entry.link})" if entry.link else "") + f" [{entry.origin}]"
             if entry.mode == "skip":
-                item.add_marker(pytest.mark.skip(reason=note))
+                item.add_marker(pytest.mark.skip(reason=_note(entry)))
             elif entry.mode == "xfail":
-                item.add_marker(pytest.mark.xfail(reason=note, strict=True))
+                known.append(entry)
             else:
                 item.stash[K_KEY] = float(entry.k or 0)
+        if known:
+            # Only a KnownFailure (a failure whose diagnosis matched an entry's `expect`) counts as the xfail;
+            # any other failure fails, and a pass is a strict XPASS.
+            item.stash[KNOWN_KEY] = known
+            reason = "; ".join(_note(entry) for entry in known)
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True, raises=KnownFailure))
+
+
+def _note(entry: Entry) -> str:
+    return f"{entry.reason}" + (f" ({entry.link})" if entry.link else "") + f" [{entry.origin}]"
 
 
 # What lives for the whole run (the decoded corpus, the collected items, and each framework's modules, imported

@@ -32,8 +32,8 @@ def items_for(session: OptconfSession, check: str) -> Iterator[Item]:
             for dialect_id in adapter.capabilities.dialects:
                 dialect = reference.get(dialect_id)
                 dtype = "float32" if "float32" in dialect.dtypes else dialect.dtypes[0]
-                for label, hparams in invalid_settings(dialect):
-                    yield Item(check, adapter, None, dialect_id, dtype, label, hparams)
+                for setting in invalid_settings(dialect):
+                    yield Item(check, adapter, None, dialect_id, dtype, setting.label, setting)
             continue
         for case in session.cases_for(adapter, check):
             yield Item(check, adapter, case)
@@ -54,7 +54,12 @@ def stale_entries(session: OptconfSession) -> list[Entry]:
 
     An entry aimed only at fuzzing is not stale in a run without --fuzz: it has nothing to select yet.
     """
-    views = [item.selector_view() for check in ALL_CHECKS for item in items_for(session, check)]
+    views = [
+        view
+        for check in ALL_CHECKS
+        for item in items_for(session, check)
+        for view in (item.fuzz_views() if check == "fuzz" else [item.selector_view()])
+    ]
     off = {"fuzz"} if not session.settings.fuzz else set()
     return [
         entry for entry in session.entries if not any(entry.matches(v) for v in views) and not _only_checks(entry, off)
@@ -68,6 +73,7 @@ class Evidence:
         self.session = session
         self.json_path = json_path
         self.results: dict[str, dict[str, Any]] = {}
+        self.nothing_compared: str | None = None  # the one line, when the run compared nothing
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
@@ -81,16 +87,41 @@ class Evidence:
         if status != "passed" or report.when == "call":
             record["status"] = status
         record.update(props.get("optconf_outcome", {}))
+        if "optconf_diagnosis" in props:
+            record["diagnosis"] = props["optconf_diagnosis"]
         if status == "skipped" and isinstance(report.longrepr, tuple):
             record["reason"] = str(report.longrepr[2]).removeprefix("Skipped: ")
         if hasattr(report, "wasxfail"):
             record["reason"] = report.wasxfail
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """A run that selected an implementation but compared nothing does not pass: exit 5, as pytest does when
+        it collects nothing, with one line saying why."""
+        if hasattr(session.config, "workerinput") or exitstatus not in (0, pytest.ExitCode.NO_TESTS_COLLECTED):
+            return
+        statuses = Counter(r["status"] for r in self.results.values())
+        if statuses["passed"] or statuses["xfailed"]:
+            return
+        deselected = self._deselected(session)
+        self.nothing_compared = (
+            f"optconf: --impl={self.session.settings.impl} was checked by nothing: "
+            f"{statuses['skipped']} checks skipped, {deselected} deselected, none ran a comparison"
+        )
+        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+
+    @staticmethod
+    def _deselected(session: pytest.Session) -> int:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        return len(getattr(reporter, "stats", {}).get("deselected", [])) if reporter else 0
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         if hasattr(config, "workerinput"):
             return
         for line in self.summary_lines():
             terminalreporter.write_line(line)
+        if self.nothing_compared:
+            terminalreporter.write_line(self.nothing_compared, red=True, bold=True)
         if self.json_path is not None:
             self.json_path.write_text(json.dumps(self.as_json(), indent=1) + "\n", encoding="utf-8")
             terminalreporter.write_line(f"optconf: evidence written to {self.json_path}")

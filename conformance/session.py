@@ -11,11 +11,12 @@ from typing import Any
 import reference
 
 from .adapter import Adapter
+from .checks import InvalidSetting
 from .corpus import Case, Corpus, load
 from .manifest import Entry, load_manifest
 from .spec import resolve
 
-__all__ = ["Item", "OptconfSession", "Settings"]
+__all__ = ["Item", "OptconfSession", "Settings", "fuzz_case_view"]
 
 _GRADIENT_TOUCHING = {"RANDOM", "SPARSE_DUPLICATES", "WEIGHT_DECAY", "MAXIMIZE", "CLIPPING"}
 
@@ -54,7 +55,7 @@ class Item:
     dialect: str = ""
     dtype: str = ""
     label: str = ""  # invalid-hyperparameter checks: the setting
-    hparams: dict[str, Any] | None = None  # invalid-hyperparameter checks: the refused hyperparameters
+    setting: InvalidSetting | None = None  # invalid-hyperparameter checks: the refused setting and its control
 
     def selector_view(self) -> dict[str, Any]:
         case = self.case
@@ -66,6 +67,15 @@ class Item:
             "flags": list(case.flags) if case else [],
             "check": self.check,
         }
+
+    def fuzz_views(self) -> list[dict[str, Any]]:
+        """What a manifest selector sees of the cases fuzzing may find for this item, one view per format."""
+        return [fuzz_case_view(self.adapter.name, self.dialect, dtype) for dtype in reference.get(self.dialect).dtypes]
+
+
+def fuzz_case_view(impl: str, dialect: str, dtype: str) -> dict[str, Any]:
+    """A fuzzed case as manifest selectors see it: tcid `fuzz`, flag `FUZZ`, check `fuzz`."""
+    return {"impl": impl, "dialect": dialect, "dtype": dtype, "tcid": "fuzz", "flags": ["FUZZ"], "check": "fuzz"}
 
 
 @dataclass

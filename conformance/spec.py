@@ -93,8 +93,30 @@ def _adapters(candidates: Any, spec: str) -> list[Adapter]:
     for adapter in adapters:
         if not (hasattr(adapter, "create") and hasattr(adapter, "capabilities") and hasattr(adapter, "name")):
             raise SpecError(f"--impl={spec}: {adapter!r} is not an adapter (needs name, capabilities and create)")
+    for adapter in adapters:
+        _check_claims(adapter, spec)
     names = [a.name for a in adapters]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise SpecError(f"--impl={spec}: two adapters are named {duplicated[0]!r}; give each a distinct name")
     return adapters
+
+
+def _check_claims(adapter: Adapter, spec: str) -> None:
+    """Claims name real dialects and formats: a misspelt one would skip every check it was meant to enable."""
+    import difflib
+
+    import reference
+
+    claims = adapter.capabilities
+    for kind, claimed, known in (
+        ("dialect", claims.dialects, reference.DIALECTS),
+        ("dtype", claims.dtypes, reference.DTYPES),
+    ):
+        if isinstance(claimed, str) or not claimed:
+            raise SpecError(f"--impl={spec}: {adapter.name} must claim a non-empty tuple of {kind}s; got {claimed!r}")
+        for name in claimed:
+            if name not in known:
+                close = difflib.get_close_matches(str(name), list(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+                raise SpecError(f"--impl={spec}: {adapter.name} claims unknown {kind} {name!r}{hint}")

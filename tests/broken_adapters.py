@@ -1,4 +1,7 @@
-"""Deliberately broken implementations for the runner's own tests: each keeps exactly one defect."""
+"""Deliberately broken implementations for the runner's own tests: each keeps exactly one defect.
+
+The second half are adversaries of the verdict machinery: each would have earned a pass (or hidden a failure, or
+changed another check's outcome) if a verdict could be had without comparing. tests/test_verdicts.py runs them."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+import reference
+from conformance.adapter import Capabilities, LiveOptimizer
 from conformance.adapters.reference import ReferenceAdapter, ReferenceLive
 
 
@@ -55,8 +60,8 @@ class ForgetfulConfig(ReferenceLive):
 
 
 class Broken(ReferenceAdapter):
-    def __init__(self, live: type[ReferenceLive], name: str) -> None:
-        super().__init__(["rprop/torch"], name=name)
+    def __init__(self, live: type[ReferenceLive], name: str, dialects: Sequence[str] = ("rprop/torch",)) -> None:
+        super().__init__(dialects, name=name)
         self._live = live
 
     def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> ReferenceLive:
@@ -64,8 +69,6 @@ class Broken(ReferenceAdapter):
 
     @staticmethod
     def _dialect(dialect: str) -> Any:
-        import reference
-
         return reference.get(dialect)
 
 
@@ -99,3 +102,106 @@ forgetful = Broken(ForgetfulConfig, "forgetful-config")
 loses_state = LosesStateOnLoad()
 accepts = AcceptsAnything()
 IMPLEMENTATIONS = [drifting]
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# Adversaries of the verdicts
+
+
+class CounterLess(ReferenceLive):
+    """Numerically exact, but keeps no step counter (as PaddlePaddle's optimizers and optax's RProp do)."""
+
+    def count(self) -> int | None:
+        return None
+
+
+class NeverSteps(ReferenceLive):
+    """Every step raises: before, it passed every invalid-hyperparameter check."""
+
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
+        raise RuntimeError("this optimizer cannot step")
+
+
+class UnsupportedValues(ReferenceLive):
+    """Says NotImplementedError for a negative learning rate, which is not refusing it."""
+
+    def __init__(self, dialect: reference.Dialect, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> None:
+        if float(hparams.get("lr", 0.01)) < 0:
+            raise NotImplementedError("negative learning rates are not implemented")
+        super().__init__(dialect, hparams, params)
+
+
+class KeepsAndWrites(ReferenceLive):
+    """Keeps every array it is given (state for teacher forcing, gradients, row-sparse values) and writes into
+    them after each step: with the corpus shared and writable, later checks would have seen other expectations."""
+
+    def set_state(self, params: Sequence[np.ndarray], state: Mapping[str, Sequence[np.ndarray]], count: Any) -> None:
+        super().set_state(params, state, count)
+        self._kept = [*params, *(a for arrays in state.values() for a in arrays)]
+
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
+        super().step(grads, loss)
+        for kept in getattr(self, "_kept", []):
+            kept[...] = 7
+        for g in grads:
+            (g if isinstance(g, np.ndarray) else g.values)[...] = 7
+
+
+class MutatesSparse(ReferenceLive):
+    """Zeroes the values of the row-sparse gradients it is given, after using them."""
+
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
+        super().step(grads, loss)
+        for g in grads:
+            if not isinstance(g, np.ndarray):
+                g.values[...] = 0
+
+
+class _Accepting:
+    """An optimizer that takes any setting (the reference with the dialect's defaults)."""
+
+    def __init__(self, names: Sequence[str], name: str) -> None:
+        self.name = name
+        self.capabilities = Capabilities(dialects=tuple(names))
+
+    def _optimizer(self, dialect: str, params: Sequence[np.ndarray]) -> LiveOptimizer:
+        return ReferenceLive(reference.get(dialect), {}, params)
+
+
+class ValidatesInTheAdapter(_Accepting):
+    """The adapter refuses bad settings with its own ValueError; the optimizer behind it accepts anything."""
+
+    def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
+        if any(isinstance(v, int | float) and v < 0 for v in hparams.values()):
+            raise ValueError(f"refusing {dict(hparams)}")
+        return self._optimizer(dialect, params)
+
+
+class BorrowsTheSpec(_Accepting):
+    """The adapter asks optconf's own reference whether the setting is valid; the optimizer accepts anything."""
+
+    def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
+        reference.get(dialect).hparams(hparams)
+        return self._optimizer(dialect, params)
+
+
+class NoKeywords(_Accepting):
+    """Raises NotImplementedError for every keyword but the learning rate, as a half-written adapter does."""
+
+    def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
+        unmapped = sorted(set(hparams) - {"lr"})
+        if unmapped:
+            raise NotImplementedError(f"keywords {unmapped} are not mapped yet")
+        return ReferenceLive(reference.get(dialect), hparams, params)
+
+
+counterless = Broken(CounterLess, "counter-less")
+never_steps = Broken(NeverSteps, "never-steps")
+unsupported_values = Broken(UnsupportedValues, "unsupported-values")
+keeps_and_writes = Broken(KeepsAndWrites, "keeps-and-writes", ("rprop/torch", "adagrad/torch"))
+mutates_sparse = Broken(MutatesSparse, "mutates-sparse", ("adagrad/torch",))
+validates_in_the_adapter = ValidatesInTheAdapter(["rprop/torch"], "validates-in-the-adapter")
+borrows_the_spec = BorrowsTheSpec(["rprop/torch"], "borrows-the-spec")
+no_keywords = NoKeywords(["rprop/torch"], "no-keywords")
+misspelt_dtype = Broken(ReferenceLive, "misspelt-dtype")
+misspelt_dtype.capabilities = Capabilities(dialects=("rprop/torch",), dtypes=("flaot32",))

@@ -40,7 +40,7 @@ BROKEN_CASES = [
     ("drifting", "test_teacher_forced", "params[0] at step 1*k = 1: each stored value is one rounding*"),
     ("renamed", "test_counter_and_slots", "state slots ['prev', 'steps'], but the dialect's are ['prev', 'step_size']"),
     ("frozen", "test_counter_and_slots", "counter `step` after step 1 = 0, but should be 1"),
-    ("mutates", "test_inputs_not_mutated", "step 1 changed the gradient array passed in for tensor 0"),
+    ("mutates", "test_inputs_not_mutated", "step 1 changed the gradient passed in for tensor 0: element [0]"),
     ("forgetful", "test_config_round_trip", "from_config(get_config()) changed the configuration: hparams"),
     ("loses_state", "test_checkpoint", "the optimizer loaded after step 5: counter 0 at step 5, but the uninterrupted"),
     ("accepts", "test_invalid_hparams", "accepted {'lr': -0.1} for rprop/torch and stepped"),
@@ -64,7 +64,7 @@ def test_a_divergence_is_reported_by_its_diagnosis_not_the_checkers_stack(pytest
 
 def test_a_broken_adapter_passes_the_checks_its_defect_does_not_touch(pytester):
     result = run(pytester, f"--impl={BROKEN}:frozen", *subset("test_trajectory"), "-q")
-    assert result.ret == 1  # the trajectory check compares the counter too
+    assert result.ret == 0  # the counter is the counter check's concern alone
     result = run(pytester, f"--impl={BROKEN}:renamed", *subset("test_invalid_hparams"), "-q")
     assert result.ret == 0
 
@@ -126,6 +126,7 @@ def test_manifest_xpass_fails_and_stale_entries_are_reported(pytester):
         check = "trajectory"
         mode = "xfail"
         reason = "expected to fail, but the reference passes"
+        expect = "params"
 
         [[entry]]
         dialect = "adagrad/nope"

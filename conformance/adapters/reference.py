@@ -123,11 +123,11 @@ class ReferenceAdapter:
     def load(
         self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray], directory: pathlib.Path
     ) -> LiveOptimizer:
-        live = ReferenceLive(reference.get(dialect), hparams, params)
+        live = self.create(dialect, hparams, params)
         doc = json.loads((directory / _STATE_FILE).read_text(encoding="utf-8"))
         fmt = reference.format_of(doc["dtype"])
         slots = {name: [decode_tensor(t, fmt) for t in tensors] for name, tensors in doc["slots"].items()}
-        live.set_state(params, slots, doc["count"])
+        live.set_state(params, slots, doc["count"])  # type: ignore[attr-defined]
         return live
 
     def versions(self) -> dict[str, str]:

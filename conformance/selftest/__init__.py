@@ -305,7 +305,7 @@ SUBJECTS: list[Subject] = [
         _RT,
         "rprop_torch:CounterNotExposed",
         "the step counter is never exposed in the state",
-        "trajectory",
+        "counter_and_slots",
     ),
     _torch(
         "torch_rprop_step_sizes_not_restored",

@@ -190,7 +190,7 @@ class CounterNeverIncremented(SelftestAdagrad):
     """Defect: the step counter `state["step"]` is read but never incremented (so it stays at its start value,
     and `lr_decay` reads it as if every step were the first).
 
-    Expected to be caught first by: `trajectory` (it compares the counter exactly after every step).
+    Expected to be caught first by: `trajectory` (the decayed learning rate is wrong from step 2 on).
     """
 
     def _advance(self, state: dict[str, Any]) -> float:

@@ -221,7 +221,7 @@ class CounterNotExposed(SelftestRprop):
     """Defect: counts steps in an attribute of the optimizer (`self.steps_taken`), not in `state[p]["step"]`,
     so the counter is never exposed where torch keeps it (and is not saved with the state).
 
-    Expected to be caught first by: `trajectory` (it compares the counter exactly after every step).
+    Expected to be caught first by: `counter_and_slots` (the counter's own check; the numbers are right).
     """
 
     steps_taken = 0
