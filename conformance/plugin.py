@@ -23,6 +23,10 @@ ITEM_KEY = pytest.StashKey[Item]()
 K_KEY = pytest.StashKey[float]()
 KNOWN_KEY = pytest.StashKey[list[Entry]]()  # the xfail entries that select the item
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
+# Seconds per check. The slowest level-2 check of a built-in framework takes a few seconds; a hang must not take
+# the whole run. Fuzzing runs N cases in one test and has no default limit.
+DEFAULT_TIMEOUT = 120
+TIMEOUT_KEY = pytest.StashKey[int]()
 
 # name, environment variable, argparse keywords: the options, documented in CONFORMANCE.md from this table.
 OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
@@ -50,6 +54,15 @@ OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
         "--optconf-level",
         "OPTCONF_LEVEL",
         {"metavar": "N", "help": "1: the release gate (default); 2: the full grid"},
+    ),
+    (
+        "--optconf-timeout",
+        "OPTCONF_TIMEOUT",
+        {
+            "metavar": "SECONDS",
+            "help": f"the time limit of each check (default {DEFAULT_TIMEOUT}; 0: none): a check still running then "
+            "fails with the timeout, and the run goes on",
+        },
     ),
     ("--optconf-json", "OPTCONF_JSON", {"metavar": "FILE", "help": "write the JSON evidence report here"}),
     ("--vectors", "OPTCONF_VECTORS", {"metavar": "DIR", "help": "use this corpus instead of the installed one"}),
@@ -168,6 +181,7 @@ def pytest_configure(config: pytest.Config) -> None:
         fuzz_seed=_fuzz_seed(config),
     )
     json_path = _evidence_path(config)
+    config.stash[TIMEOUT_KEY] = _integer(config, "--optconf-timeout", 0, 86_400, default=DEFAULT_TIMEOUT)
     try:
         session = OptconfSession.start(settings)
     except (SpecError, CorpusError, ManifestError) as exc:
@@ -270,20 +284,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if not entry.matches(view):
                 continue
             if entry.mode == "skip":
-                item.add_marker(pytest.mark.skip(reason=_note(entry)))
+                item.add_marker(pytest.mark.skip(reason=entry_note(entry)))
             elif entry.mode == "xfail":
                 known.append(entry)
             else:
                 item.stash[K_KEY] = float(entry.k or 0)
+        _limit_time(config, item, subject)
         if known:
             # Only a KnownFailure (a failure whose diagnosis matched an entry's `expect`) counts as the xfail;
             # any other failure fails, and a pass is a strict XPASS.
             item.stash[KNOWN_KEY] = known
-            reason = "; ".join(_note(entry) for entry in known)
+            reason = "; ".join(entry_note(entry) for entry in known)
             item.add_marker(pytest.mark.xfail(reason=reason, strict=True, raises=KnownFailure))
 
 
-def _note(entry: Entry) -> str:
+def _limit_time(config: pytest.Config, item: pytest.Item, subject: Item) -> None:
+    """pytest-timeout's mark with the check's time limit, unless the run set its own (`--timeout` or a mark)."""
+    seconds = config.stash.get(TIMEOUT_KEY, 0)
+    if not seconds or subject.check == "fuzz" or not config.pluginmanager.hasplugin("timeout"):
+        return
+    own = config.getoption("timeout", None) is not None or config.getini("timeout")
+    if own or item.get_closest_marker("timeout") is not None:
+        return
+    item.add_marker(pytest.mark.timeout(seconds))
+
+
+def entry_note(entry: Entry) -> str:
+    """An entry as reports show it: its reason, link and origin."""
     return f"{entry.reason}" + (f" ({entry.link})" if entry.link else "") + f" [{entry.origin}]"
 
 

@@ -92,7 +92,8 @@ class Evidence:
         if status == "skipped" and isinstance(report.longrepr, tuple):
             record["reason"] = str(report.longrepr[2]).removeprefix("Skipped: ")
         if hasattr(report, "wasxfail"):
-            record["reason"] = report.wasxfail
+            # The entry whose `expect` matched, where several select the check; else the mark's reason.
+            record["reason"] = props.get("optconf_known", report.wasxfail)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

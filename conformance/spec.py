@@ -60,6 +60,8 @@ def _import(name: str, spec: str) -> Any:
         raise SpecError(f"--impl={spec}: no module named {exc.name!r} (built-in names: {known})") from None
     except Exception as exc:  # an import that raises is reported once, not as a traceback per test
         raise SpecError(f"--impl={spec}: importing {name!r} raised {type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:
+        raise SpecError(f"--impl={spec}: importing {name!r} {_exited(exc)}") from None
 
 
 def _extra(spec: str) -> str:
@@ -80,7 +82,17 @@ def _load_file(path_text: str) -> Any:
         loader.loader.exec_module(module)
     except Exception as exc:
         raise SpecError(f"--impl={path_text}: importing it raised {type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:
+        raise SpecError(f"--impl={path_text}: importing it {_exited(exc)}") from None
     return module
+
+
+def _exited(exc: SystemExit) -> str:
+    """A module that exits at import (a script's `sys.exit`, or argparse reading pytest's own command line)."""
+    return (
+        f"called sys.exit({exc.code!r}); an implementation module must not run a program at import "
+        "(put it under `if __name__ == '__main__':`)"
+    )
 
 
 def _adapters(candidates: Any, spec: str) -> list[Adapter]:
@@ -88,6 +100,8 @@ def _adapters(candidates: Any, spec: str) -> list[Adapter]:
         adapters = list(candidates() if callable(candidates) and not hasattr(candidates, "create") else candidates)
     except Exception as exc:
         raise SpecError(f"--impl={spec}: building the adapters raised {type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:
+        raise SpecError(f"--impl={spec}: building the adapters {_exited(exc)}") from None
     if not adapters:
         raise SpecError(f"--impl={spec} names no adapters")
     for adapter in adapters:

@@ -12,7 +12,7 @@ import pytest
 
 from conformance.checks import CHECKS, CheckFailure, CheckSkip, Context, Outcome, check_invalid_hparams
 from conformance.manifest import KnownFailure, diagnosis_of
-from conformance.plugin import K_KEY, KNOWN_KEY, session_of
+from conformance.plugin import K_KEY, KNOWN_KEY, entry_note, session_of
 from conformance.session import Item
 
 pytestmark = pytest.mark.optconf
@@ -39,6 +39,7 @@ def _judged(request: pytest.FixtureRequest, check: Callable[[], T]) -> T:
     known = request.node.stash.get(KNOWN_KEY, [])
     matched = [entry for entry in known if entry.expects(diagnosis)]
     if matched:
+        request.node.user_properties.append(("optconf_known", entry_note(matched[0])))
         raise KnownFailure(f"{diagnosis}\n  the known failure recorded by {matched[0].origin}") from None
     if known:
         expected = "; ".join(f"{e.origin} expects /{e.expect.pattern if e.expect else ''}/" for e in known)

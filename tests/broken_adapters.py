@@ -6,6 +6,7 @@ changed another check's outcome) if a verdict could be had without comparing. te
 from __future__ import annotations
 
 import pathlib
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -157,6 +158,13 @@ class MutatesSparse(ReferenceLive):
                 g.values[...] = 0
 
 
+class Hangs(ReferenceLive):
+    """Never returns from a step (a deadlock, an endless loop)."""
+
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
+        time.sleep(3600)
+
+
 class _Accepting:
     """An optimizer that takes any setting (the reference with the dialect's defaults)."""
 
@@ -203,5 +211,6 @@ mutates_sparse = Broken(MutatesSparse, "mutates-sparse", ("adagrad/torch",))
 validates_in_the_adapter = ValidatesInTheAdapter(["rprop/torch"], "validates-in-the-adapter")
 borrows_the_spec = BorrowsTheSpec(["rprop/torch"], "borrows-the-spec")
 no_keywords = NoKeywords(["rprop/torch"], "no-keywords")
+hangs = Broken(Hangs, "hangs")
 misspelt_dtype = Broken(ReferenceLive, "misspelt-dtype")
 misspelt_dtype.capabilities = Capabilities(dialects=("rprop/torch",), dtypes=("flaot32",))

@@ -313,3 +313,40 @@ def test_a_manifest_of_the_wrong_shape_is_one_line(pytester, text, message):
     result = run(pytester, "--impl=reference", f"--manifest={manifest}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
+# --- what an implementation does to the run -----------------------------------------------------------------------
+
+
+def test_a_hanging_check_fails_on_its_time_limit_and_the_run_goes_on(pytester):
+    evidence = pytester.path / "evidence.json"
+    result = run(
+        pytester,
+        f"--impl={BROKEN}:hangs",
+        "--optconf-timeout=1",
+        f"--optconf-json={evidence}",
+        *only("(rprop/torch-float32-tc0043 or rprop/torch-float32-tc0044) and trajectory"),
+        "-q",
+    )
+    assert result.ret == 1
+    assert result.parseoutcomes()["failed"] == 2
+    result.stdout.fnmatch_lines(["*Timeout (>1.0s) from pytest-timeout*", "*evidence written to*"])
+    assert evidence.is_file()
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("import sys\nsys.exit(3)\n", "*: importing it called sys.exit(3); an implementation module must not run*"),
+        (
+            "import argparse\nargparse.ArgumentParser().parse_args()\n",
+            "*: importing it called sys.exit(2); an implementation module must not run*",
+        ),
+    ],
+)
+def test_a_module_that_exits_at_import_is_one_line(pytester, source, message):
+    module = pytester.makepyfile(exits=source)
+    result = run(pytester, f"--impl={module}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --impl={message}"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
