@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,14 @@ def decode_tensor(data: dict[str, Any], fmt: FloatFormat) -> np.ndarray | Sparse
     return array
 
 
+def _parses(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def encode_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     def one(value: Any) -> Any:
         if isinstance(value, bool):
@@ -82,13 +91,19 @@ def encode_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
     return {name: one(value) for name, value in hparams.items() if value is not None}
 
 
-def decode_hparams(data: dict[str, Any]) -> dict[str, Any]:
+def decode_hparams(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored hyperparameters -> Python values: numeric strings become floats, lists tuples.
+
+    Anything else (a boolean, null, a number, a string that is not one) passes unchanged: `Dialect.hparams` knows
+    which type each hyperparameter takes and refuses the rest by name, for this and every other entry point.
+    """
+
     def one(value: Any) -> Any:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, list):
+        if isinstance(value, list | tuple):
             return tuple(one(v) for v in value)
-        return float(value)
+        if isinstance(value, str) and _parses(value):
+            return float(value)
+        return value
 
     return {name: one(value) for name, value in data.items()}
 
