@@ -15,9 +15,10 @@ from .adagrad import AdagradKnobs, ClipKind, EpsPlacement, LrDecay, WeightDecay
 from .rprop import STEP_BOUNDS, Backtrack, NanPolicy, RpropKnobs, SignTest, Switch
 from .sparse import SparseRule
 
-__all__ = ["DIALECTS", "FAMILIES", "Dialect", "Family", "get"]
+__all__ = ["DIALECTS", "FAMILIES", "LOSS_SLOT", "Dialect", "Family", "get"]
 
 ALL_DTYPES = ("float16", "bfloat16", "float32", "float64")
+LOSS_SLOT = "prev_loss"  # iRprop+'s E_prev, reported as one more slot: a single scalar
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ class Dialect:
     @property
     def family(self) -> Family:
         return FAMILIES[self.id.split("/")[0]]
+
+    @property
+    def reported_slots(self) -> tuple[str, ...]:
+        """The slots a trajectory reports, by framework name: the per-tensor slots, then the loss slot if kept."""
+        return (*self.slots.values(), *((LOSS_SLOT,) if self.keeps_loss else ()))
 
     def hparams(self, given: Mapping[str, Any] | None = None, *, validate: bool = True) -> Any:
         """Framework-named hyperparameters -> validated canonical hparams, the dialect's defaults filled in.
