@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from conformance.inputs import one_line, parse_json, shown
+
 __all__ = ["main"]
 
 
@@ -20,18 +22,26 @@ class UsageError(Exception):
 
 
 def _json_arg(name: str, text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--{name} is not valid JSON: {exc.msg} at column {exc.colno}") from None
+    return parse_json(text, f"--{name}")
+
+
+def _number(value: Any) -> float:
+    """A JSON number, or a string that float() parses ('nan', '-0.0', 'inf'); never a boolean, null or container."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"{shown(value)} is not a number")
+    return float(value)
 
 
 def _numbers(name: str, value: Any) -> np.ndarray:
-    """A nested list of numbers or float() strings ('nan', '-0.0', 'inf') as float64."""
+    """A nested list of numbers or numeric strings as float64, within the codec's limits on tensors."""
+    from reference.vectors.codec import element_count
+
     try:
-        return np.vectorize(float, otypes=[np.float64])(np.asarray(value, dtype=object))
-    except (TypeError, ValueError) as exc:
+        array = np.vectorize(_number, otypes=[np.float64])(np.asarray(value, dtype=object))
+        element_count(list(array.shape))
+    except (TypeError, ValueError, OverflowError) as exc:
         raise UsageError(f"--{name} must hold numbers or numeric strings: {exc}") from None
+    return array
 
 
 def _as_text(array: np.ndarray) -> Any:
@@ -41,6 +51,7 @@ def _as_text(array: np.ndarray) -> Any:
 
 def trace(args: argparse.Namespace) -> int:
     from reference import get, run
+    from reference.vectors.codec import MAX_STEPS, decode_hparams
 
     dialect = get(args.dialect)
     hparams = _json_arg("hparams", args.hparams)
@@ -50,10 +61,14 @@ def trace(args: argparse.Namespace) -> int:
     grads = _json_arg("grads", args.grads)
     if not isinstance(grads, list) or not grads:
         raise UsageError("--grads must be a non-empty JSON list with one gradient per step")
+    if len(grads) > MAX_STEPS:
+        raise UsageError(f"--grads holds {len(grads)} steps; at most {MAX_STEPS} are accepted")
     grad_steps = [[_numbers("grads", g)] for g in grads]
     losses = None
     if args.losses is not None:
         losses = [float(x) for x in _numbers("losses", _json_arg("losses", args.losses)).ravel()]
+    # The same decoding as a stored case's hyperparameters; `Dialect.hparams` then type-checks every value.
+    hparams = decode_hparams(hparams)
     steps = run(dialect, hparams, args.dtype, [params], grad_steps, losses, evaluator=args.evaluator)
     out = {"dialect": dialect.id, "dtype": args.dtype, "steps": []}
     for s in steps:
@@ -99,15 +114,18 @@ def generate(args: argparse.Namespace) -> int:
 
 
 def lint(args: argparse.Namespace) -> int:
-    from conformance.corpus import default_root, problems
+    from conformance.corpus import CorpusError, default_root, problems
 
-    root = pathlib.Path(args.root) if args.root else default_root()
+    try:
+        root = pathlib.Path(args.root) if args.root else default_root()
+    except CorpusError as exc:  # no corpus at all: nothing to lint
+        raise UsageError(str(exc)) from None
     found = problems(root)
     for line in found:
         print(line, file=sys.stderr)
     if found:
         return 1
-    print(f"{root}: schema, hashes, counts, tcIds and flags are all in order")
+    print(f"{root}: schema, hashes, counts, tcIds, flags, limits and cross-field invariants are all in order")
     return 0
 
 
@@ -126,7 +144,7 @@ def explain(args: argparse.Namespace) -> int:
         else:
             case = find_case(args.tcid, pathlib.Path(args.vectors) if args.vectors else None)
         return run_explain(case, args.impl, args.subject, sys.stdout)
-    except (SpecError, CorpusError, OSError, json.JSONDecodeError, KeyError) as exc:
+    except (SpecError, CorpusError) as exc:
         raise UsageError(str(exc)) from None
 
 
@@ -214,8 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ValueError) as exc:
-        print(f"optconf {args.command}: error: {exc}", file=sys.stderr)
+    except (UsageError, ValueError) as exc:  # ValueError: every input refusal (InputError, the reference's own)
+        print(f"optconf {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import pathlib
+import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -15,12 +17,33 @@ from typing import Any
 
 import numpy as np
 
-from reference import DIALECTS, format_of
+from reference import DIALECTS, Dialect, format_of
+from reference.dialects import LOSS_SLOT
 from reference.sparse import SparseGrad
-from reference.vectors.codec import decode_hparams, decode_tensor
+from reference.vectors.codec import (
+    MAX_STEPS,
+    MAX_TENSORS,
+    SCHEMA_NAME,
+    decimal_mismatch,
+    decode_hparams,
+    decode_tensor,
+    element_count,
+)
 from reference.vectors.flags import FLAGS
 
-__all__ = ["MIN_TESTS_PER_DIALECT", "Case", "Corpus", "CorpusError", "ExpectedStep", "default_root", "load", "problems"]
+from .inputs import InputError, MissingInput, one_line, parse_json, read_regular, shown
+
+__all__ = [
+    "MIN_TESTS_PER_DIALECT",
+    "Case",
+    "Corpus",
+    "CorpusError",
+    "ExpectedStep",
+    "case_from_json",
+    "default_root",
+    "load",
+    "problems",
+]
 
 # A corpus that shrinks below this many cases per dialect is refused, not silently accepted.
 MIN_TESTS_PER_DIALECT = 15
@@ -156,94 +179,220 @@ class Corpus:
         return iter(self.cases)
 
 
-def _schema_errors(doc: Any) -> str | None:
-    """The first schema violation, or None. The validator is vectors/schema.json compiled to Python."""
-    from conformance._vector_schema import JsonSchemaValueException, validate
+def _schema_violation(doc: Any, *, case_only: bool = False, prefix: str = "$") -> str | None:
+    """The first schema violation, or None. The validator is vectors/schema.json compiled to Python; `case_only`
+    validates one test case (its `$defs/case`), as `optconf explain --case-json` reads it."""
+    from conformance import _vector_schema as schema
 
+    validator = schema.validate____defs_case if case_only else schema.validate
     try:
-        validate(doc)
-    except JsonSchemaValueException as exc:
-        return str(exc.message).replace("data", "$", 1)
+        validator(doc, name_prefix=prefix)
+    except schema.JsonSchemaValueException as exc:
+        return str(exc.message)[:200]
     return None
 
 
 def problems(root: pathlib.Path | None = None) -> list[str]:
-    """Everything wrong with the corpus at `root`, one message per problem, each naming its file."""
-    return _scan(root or default_root(), None)[0]
+    """Everything wrong with the corpus at `root`, one line per problem, each naming its file.
+
+    Empty exactly when `load(root)` succeeds, except that only this also compares every expected decimal with its
+    hex value: the runner never reads the decimals, so a conformance run does not pay for parsing them.
+    """
+    return _scan(root or default_root(), None, thorough=True).problems
 
 
-def _scan(root: pathlib.Path, dialects: frozenset[str] | None) -> tuple[list[str], bytes, list[Case]]:
-    """One pass over the corpus: the problems, the manifest's bytes, and every case that decoded.
+@dataclass(frozen=True)
+class _Scan:
+    problems: list[str]
+    version: str
+    manifest_sha256: str
+    cases: list[Case]
+
+
+def _scan(root: pathlib.Path, dialects: frozenset[str] | None, thorough: bool) -> _Scan:
+    """One pass over the corpus: the problems, the manifest's version and hash, and every case that decoded.
 
     Each file is read, hashed, parsed and validated once, and each case is decoded once: `load` keeps these
     `Case` objects, whose decoded arrays are cached, instead of parsing and decoding the corpus a second time.
-    With `dialects`, only the files MANIFEST.json lists for them are read; the manifest itself is always read.
+    With `dialects`, only the files MANIFEST.json lists for them are read; the manifest itself is always read and
+    checked, whole, before any file it lists is touched.
     """
     manifest_path = root / "MANIFEST.json"
-    manifest_bytes = b""
     try:
-        manifest_bytes = manifest_path.read_bytes()
-        manifest = json.loads(manifest_bytes.decode("utf-8"))
-        listed = manifest["files"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        return [f"{manifest_path}: unreadable manifest ({exc})"], manifest_bytes, []
-    found: list[str] = []
+        manifest_bytes = read_regular(manifest_path)
+        manifest = parse_json(manifest_bytes, str(manifest_path))
+    except InputError as exc:
+        return _Scan([one_line(f"unreadable manifest: {exc}")], "", "", [])
+    found = list(_manifest_problems(root, manifest_path, manifest))
+    if found:
+        return _Scan([one_line(p) for p in found], "", "", [])
+    listed: dict[str, dict[str, Any]] = manifest["files"]
     counts: Counter[str] = Counter()
     cases: list[Case] = []
+    refused: set[str] = set()  # dialects of files refused before their cases were counted
     for relative, entry in sorted(listed.items()):
-        if dialects is None or not dialects.isdisjoint(_listed_dialects(entry)):
-            found.extend(_file_problems(root, relative, entry, counts, cases))
-    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*.json")} - {"MANIFEST.json", "schema.json"}
+        if dialects is None or not dialects.isdisjoint(entry["dialects"]):
+            file_found = list(_file_problems(root, relative, entry, counts, cases, thorough))
+            found.extend(file_found)
+            if file_found:
+                refused |= set(entry["dialects"]) - set(counts)
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*.json")} - {"MANIFEST.json", SCHEMA_NAME}
     found.extend(f"{root / extra}: not listed in MANIFEST.json" for extra in sorted(on_disk - set(listed)))
     for dialect in DIALECTS if dialects is None else sorted(dialects):
-        if counts[dialect] < MIN_TESTS_PER_DIALECT:
+        # A refused file already has its line; "0 test cases" would be the same problem twice.
+        if counts[dialect] < MIN_TESTS_PER_DIALECT and dialect not in refused:
             found.append(
                 f"{root}: {dialect} has {counts[dialect]} test cases, fewer than the minimum {MIN_TESTS_PER_DIALECT}"
             )
-    return found, manifest_bytes, cases
+    digest = hashlib.sha256(manifest_bytes).hexdigest()
+    return _Scan([one_line(p) for p in found], manifest["vectorSetVersion"], digest, cases)
 
 
-def _listed_dialects(entry: Any) -> set[str]:
-    listed = entry.get("dialects") if isinstance(entry, dict) else None
-    return set(listed) if isinstance(listed, dict) else set()
+# A listed file is a relative path of plain names ending in .json: no absolute path, no "." or ".." component
+# (no name starts with a dot), no backslash or drive, no control character.
+_LISTED_PATH = re.compile(r"(?:[A-Za-z0-9_+-][A-Za-z0-9_.+-]*/)*[A-Za-z0-9_+-][A-Za-z0-9_.+-]*\.json\Z")
+_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\Z")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_counts(value: Any) -> bool:
+    return isinstance(value, dict) and all(_is_count(v) for v in value.values())
+
+
+def _field_problems(
+    where: str, doc: dict[str, Any], fields: dict[str, tuple[Callable[[Any], bool], str]]
+) -> Iterator[str]:
+    """Each of `fields` present and of its kind, and no other field: one line per problem."""
+    for name in sorted(set(doc) - set(fields)):
+        yield f"{where}: unknown field {json.dumps(name)}"
+    for name, (ok, kind) in fields.items():
+        if name not in doc:
+            yield f"{where}: {name} is missing ({kind} expected)"
+        elif not ok(doc[name]):
+            yield f"{where}: {name} must be {kind}, not {shown(doc[name])}"
+
+
+_MANIFEST_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "vectorSetVersion": (lambda v: isinstance(v, str) and bool(_VERSION.match(v)), 'a version string like "1.0.0"'),
+    "schema": (lambda v: v == SCHEMA_NAME, json.dumps(SCHEMA_NAME)),
+    "files": (lambda v: isinstance(v, dict), "an object of file entries"),
+}
+_ENTRY_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "sha256": (lambda v: isinstance(v, str) and bool(_SHA256.match(v)), "64 lowercase hex digits"),
+    "numberOfTests": (_is_count, "an integer >= 0"),
+    "dialects": (_is_counts, "an object of dialect ids to integers >= 0"),
+    "levels": (_is_counts, "an object of levels to integers >= 0"),
+}
+
+
+def _manifest_problems(root: pathlib.Path, path: pathlib.Path, doc: Any) -> Iterator[str]:
+    """MANIFEST.json's structure, and every path it lists confined to the corpus folder."""
+    if not isinstance(doc, dict):
+        yield f"{path}: must be a JSON object, not {shown(doc)}"
+        return
+    yield from _field_problems(str(path), doc, _MANIFEST_FIELDS)
+    files = doc.get("files")
+    if not isinstance(files, dict):
+        return
+    inside = root.resolve()
+    for relative, entry in files.items():
+        where = f"{path}: files[{json.dumps(relative)}]"
+        confinement = _confinement_problem(root, inside, relative)
+        if confinement:
+            yield f"{where}: {confinement}"
+        if isinstance(entry, dict):
+            yield from _field_problems(where, entry, _ENTRY_FIELDS)
+        else:
+            yield f"{where}: must be an object, not {shown(entry)}"
+
+
+def _confinement_problem(root: pathlib.Path, inside: pathlib.Path, relative: str) -> str | None:
+    """Why a listed path may not be read, or None. Decided from the name and the links alone: nothing is opened."""
+    if not _LISTED_PATH.match(relative):
+        return "not a relative path of plain names ending in .json inside the corpus folder"
+    try:
+        resolved = (root / relative).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symbolic link loop (Python 3.11 and 3.12)
+        return f"cannot be resolved ({exc})"
+    if not resolved.is_relative_to(inside):
+        return "a symbolic link that leads outside the corpus folder"
+    return None
 
 
 def _file_problems(
-    root: pathlib.Path, relative: str, entry: dict[str, Any], counts: Counter[str], cases: list[Case]
+    root: pathlib.Path,
+    relative: str,
+    entry: dict[str, Any],
+    counts: Counter[str],
+    cases: list[Case],
+    thorough: bool,
 ) -> Iterator[str]:
     path = root / relative
     try:
-        data = path.read_bytes()
-    except OSError:
+        data = read_regular(path)
+    except MissingInput:
         yield f"{path}: listed in MANIFEST.json but missing"
         return
-    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+    except InputError as exc:
+        yield str(exc)
+        return
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
         yield f"{path}: SHA-256 does not match MANIFEST.json (edited or corrupted)"
     try:
-        doc = json.loads(data)
-    except json.JSONDecodeError as exc:
-        yield f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})"
+        doc = parse_json(data, str(path))
+    except InputError as exc:
+        yield str(exc)
         return
-    violation = _schema_errors(doc)
+    violation = _schema_violation(doc)
     if violation:
-        yield f"{path}: schema violation: {violation[:200]}"
+        yield f"{path}: schema violation: {violation}"
         return
-    yield from _content_problems(path, doc, entry, cases)
+    yield from _content_problems(path, doc, entry, cases, thorough)
     counts[doc["dialect"]] += doc["numberOfTests"]
 
 
 def _content_problems(
-    path: pathlib.Path, doc: dict[str, Any], entry: dict[str, Any], cases: list[Case]
+    path: pathlib.Path, doc: dict[str, Any], entry: dict[str, Any], cases: list[Case], thorough: bool
 ) -> Iterator[str]:
     tests = [(g["dtype"], t) for g in doc["testGroups"] for t in g["tests"]]
     if doc["numberOfTests"] != len(tests):
         yield f"{path}: numberOfTests says {doc['numberOfTests']} but the file holds {len(tests)}"
-    if entry.get("numberOfTests") != len(tests):
-        yield f"{path}: MANIFEST.json counts {entry.get('numberOfTests')} tests but the file holds {len(tests)}"
-    if doc["dialect"] not in DIALECTS:
+    if entry["numberOfTests"] != len(tests):
+        yield f"{path}: MANIFEST.json counts {entry['numberOfTests']} tests but the file holds {len(tests)}"
+    dialect = DIALECTS.get(doc["dialect"])
+    if dialect is None:
         yield f"{path}: unknown dialect {doc['dialect']!r}"
-    if entry.get("dialects") != {doc["dialect"]: len(tests)}:
-        yield f"{path}: MANIFEST.json lists dialects {entry.get('dialects')} but the file holds {doc['dialect']}"
+        return
+    if doc["family"] != dialect.family.name:
+        yield f"{path}: family is {doc['family']!r}, but {dialect.id} is of the {dialect.family.name} family"
+    if entry["dialects"] != {dialect.id: len(tests)}:
+        yield f"{path}: MANIFEST.json lists dialects {entry['dialects']} but the file holds {dialect.id}"
+    levels = dict(Counter(str(t["level"]) for _, t in tests))
+    if entry["levels"] != levels:
+        yield f"{path}: MANIFEST.json counts levels {entry['levels']} but the file holds {levels}"
+    for index, group in enumerate(doc["testGroups"]):
+        if group["dtype"] not in dialect.dtypes:
+            yield f"{path}: testGroups[{index}].dtype: {_no_such_format(dialect, group['dtype'])}"
+    yield from _flag_problems(path, doc, tests)
+    for dtype, test in tests:
+        if dtype not in dialect.dtypes:
+            continue  # its group's line says it all: every tensor of the case would be misread
+        case = Case(dialect.id, dtype, test)
+        found = [f"{path}: tc{case.tc_id:04d}: {p}" for p in _case_problems(case, thorough)]
+        yield from found
+        if not found:
+            cases.append(case)
+
+
+def _no_such_format(dialect: Dialect, dtype: str) -> str:
+    return f"{dialect.id} has no format {dtype!r} (only {', '.join(dialect.dtypes)})"
+
+
+def _flag_problems(path: pathlib.Path, doc: dict[str, Any], tests: list[tuple[str, dict[str, Any]]]) -> Iterator[str]:
     ids = Counter(t["tcId"] for _, t in tests)
     duplicated = sorted(i for i, n in ids.items() if n > 1)
     if duplicated:
@@ -255,18 +404,230 @@ def _content_problems(
         yield f"{path}: note {flag} is defined but no case uses it"
     for flag in sorted(used - set(FLAGS)):
         yield f"{path}: flag {flag} is not in optconf's flag glossary"
-    for dtype, test in tests:
+
+
+def _case_problems(case: Case, thorough: bool) -> Iterator[str]:
+    """What the schema cannot say about one schema-valid case, each as "field.path: what was expected".
+
+    In order: the limits (before anything is decoded), each tensor on its own, the fields that must agree with
+    each other, and the values that must parse or be accepted. `thorough` adds the decimal-against-hex comparison.
+    """
+    limits = list(_limit_problems(case.record))
+    if limits:
+        yield from limits
+        return
+    try:
+        case.initial_params, case.initial_state, case.grads, case.expected  # noqa: B018 - decoding is the check
+    except ValueError as exc:  # the fast path failed: find which tensors, by their field paths
+        yield from _tensor_problems(case) or [str(exc)]
+        return
+    dialect = DIALECTS[case.dialect]
+    yield from _agreement_problems(case, dialect)
+    yield from _value_problems(case, dialect)
+    if thorough:
+        yield from _decimal_problems(case)
+
+
+def _limit_problems(record: dict[str, Any]) -> Iterator[str]:
+    for name in ("grads", "expected"):
+        if len(record[name]) > MAX_STEPS:
+            yield f"{name}: {len(record[name])} steps; at most {MAX_STEPS} are accepted"
+    if len(record["initialParams"]) > MAX_TENSORS:
+        yield f"initialParams: {len(record['initialParams'])} tensors; at most {MAX_TENSORS} are accepted"
+
+
+def _tensor_records(record: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], bool]]:
+    """Every tensor record of a case with its field path, and whether it is an expected one (with decimals)."""
+    for i, t in enumerate(record["initialParams"]):
+        yield f"initialParams[{i}]", t, False
+    for name, tensors in record["initialState"]["slots"].items():
+        for i, t in enumerate(tensors):
+            yield f"initialState.slots.{name}[{i}]", t, False
+    for step, row in enumerate(record["grads"]):
+        for i, t in enumerate(row):
+            yield f"grads[{step}][{i}]", t, False
+    for step, expected in enumerate(record["expected"]):
+        for i, t in enumerate(expected["params"]):
+            yield f"expected[{step}].params[{i}]", t, True
+        for name, tensors in expected["state"].items():
+            for i, t in enumerate(tensors):
+                yield f"expected[{step}].state.{name}[{i}]", t, True
+
+
+def _tensor_problems(case: Case) -> list[str]:
+    """Each tensor record that does not decode, by field path: the slow path, taken only once decoding failed."""
+    fmt = format_of(case.dtype)
+    found = []
+    for where, data, expected in _tensor_records(case.record):
         try:
-            case = Case(doc["dialect"], dtype, test)
-            case.initial_params, case.initial_state, case.grads, case.expected  # noqa: B018 - decoding is the check
-        except (ValueError, KeyError, TypeError) as exc:
-            yield f"{path}: tc{test['tcId']:04d}: {exc}"
-        else:
-            cases.append(case)
+            count = element_count(data["shape"])
+            decode_tensor(data, fmt)
+        except ValueError as exc:
+            found.append(f"{where}: {exc}")
+            continue
+        if expected and len(data["scale"]) != count:
+            found.append(f"{where}: {len(data['scale'])} scale values for shape {data['shape']}")
+    return found
+
+
+def _agreement_problems(case: Case, dialect: Dialect) -> Iterator[str]:
+    """The fields that must agree: steps, losses, checkpoint, counter, slots, and every shape with its parameter's."""
+    record, steps = case.record, len(case.grads)
+    if len(case.expected) != steps:
+        yield f"expected: {len(case.expected)} steps, but grads has {steps}"
+    losses = record.get("losses")
+    if losses is not None and len(losses) != steps:
+        yield f"losses: {len(losses)} values for {steps} steps"
+    if (losses is not None) != dialect.needs_loss:
+        yield f"losses: {dialect.id} " + ("needs one loss per step" if dialect.needs_loss else "takes no losses")
+    checkpoint = case.checkpoint
+    if checkpoint is not None and not 1 <= checkpoint <= steps:
+        yield f"checkpoint: {checkpoint} is not one of the steps 1..{steps}"
+    shapes = [p.shape for p in case.initial_params]
+    layout = _slot_layout(dialect, shapes)
+    count, slots = case.initial_state
+    yield from _state_problems("initialState", "initialState.slots", count, slots, layout, dialect)
+    for step, row in enumerate(case.grads):
+        if [getattr(g, "shape", None) for g in row] != shapes:  # a row-sparse gradient has no shape of its own
+            yield from _grad_problems(f"grads[{step}]", row, shapes)
+    sizes = [(math.prod(shape),) for shape in shapes]  # branches are stored flat
+    for step, expected in enumerate(case.expected):
+        if _fits(expected, shapes, layout, sizes, dialect):
+            continue  # the common case, decided without building a path or a message
+        where = f"expected[{step}]"
+        yield from _shape_problems(f"{where}.params", [p.shape for p in expected.params], shapes)
+        yield from _state_problems(where, f"{where}.state", expected.count, expected.state, layout, dialect)
+        if expected.branches is not None:
+            yield from _shape_problems(f"{where}.branches", [b.shape for b in expected.branches], sizes)
+
+
+def _slot_layout(dialect: Dialect, shapes: list[tuple[int, ...]]) -> dict[str, list[tuple[int, ...]]]:
+    """The shapes of every slot the dialect reports, for parameters of `shapes`."""
+    layout = {name: shapes for name in dialect.slots.values()}
+    return layout | {LOSS_SLOT: [()]} if dialect.keeps_loss else layout
+
+
+def _fits(
+    step: ExpectedStep,
+    shapes: list[tuple[int, ...]],
+    layout: dict[str, list[tuple[int, ...]]],
+    sizes: list[tuple[int, ...]],
+    dialect: Dialect,
+) -> bool:
+    return (
+        (step.count is None) == (dialect.counter is None)
+        and [p.shape for p in step.params] == shapes
+        and {name: [a.shape for a in arrays] for name, arrays in step.state.items()} == layout
+        and (step.branches is None or [b.shape for b in step.branches] == sizes)
+    )
+
+
+def _shape_problems(where: str, got: list[tuple[int, ...]], wanted: list[tuple[int, ...]]) -> Iterator[str]:
+    if len(got) != len(wanted):
+        yield f"{where}: {len(got)} tensors for {len(wanted)} parameters"
+        return
+    for i, (g, w) in enumerate(zip(got, wanted, strict=True)):
+        if g != w:
+            yield f"{where}[{i}]: shape {list(g)}, but {list(w)} expected"
+
+
+def _state_problems(
+    where: str,
+    slots_where: str,
+    count: int | None,
+    slots: dict[str, list[np.ndarray]],
+    layout: dict[str, list[tuple[int, ...]]],
+    dialect: Dialect,
+) -> Iterator[str]:
+    if (count is None) != (dialect.counter is None):
+        keeps = f"counts steps ({dialect.counter})" if dialect.counter else "keeps no counter"
+        yield f"{where}.count: {'null' if count is None else count}, but {dialect.id} {keeps}"
+    if sorted(slots) != sorted(layout):
+        yield f"{slots_where}: slots {sorted(slots)}, but {dialect.id} keeps {sorted(layout)}"
+        return
+    for name, wanted in layout.items():
+        yield from _shape_problems(f"{slots_where}.{name}", [a.shape for a in slots[name]], wanted)
+
+
+def _grad_problems(where: str, row: list[Any], shapes: list[tuple[int, ...]]) -> Iterator[str]:
+    if len(row) != len(shapes):
+        yield f"{where}: {len(row)} gradients for {len(shapes)} parameters"
+        return
+    for i, (grad, shape) in enumerate(zip(row, shapes, strict=True)):
+        if not isinstance(grad, SparseGrad):
+            if grad.shape != shape:
+                yield f"{where}[{i}]: shape {list(grad.shape)}, but the parameter's is {list(shape)}"
+        elif not shape or grad.values.shape[1:] != shape[1:]:
+            yield f"{where}[{i}]: sparse rows of shape {list(grad.values.shape[1:])} for a parameter of {list(shape)}"
+        elif grad.indices and max(grad.indices) >= shape[0]:
+            yield f"{where}[{i}]: sparse index {max(grad.indices)} is not a row of the parameter's {shape[0]}"
+
+
+def _value_problems(case: Case, dialect: Dialect) -> Iterator[str]:
+    """The hyperparameters the dialect must accept, and losses that must parse."""
+    try:
+        dialect.hparams(case.hparams)
+    except ValueError as exc:
+        yield f"hparams: {exc}"
+    try:
+        case.losses  # noqa: B018 - parsing is the check
+    except ValueError as exc:
+        yield f"losses: {exc}"
+
+
+def _decimal_problems(case: Case) -> Iterator[str]:
+    fmt = format_of(case.dtype)
+    expected = [(where, data) for where, data, is_expected in _tensor_records(case.record) if is_expected]
+    # One comparison for the whole case (a third of the time of one per tensor); the tensors one by one only to
+    # say where, once something differs. Counts are checked per tensor: merged, a surplus here could hide a
+    # shortfall there.
+    merged = {key: [x for _, data in expected for x in data[key]] for key in ("hex", "decimal")}
+    if all(len(data["decimal"]) == len(data["hex"]) for _, data in expected) and not decimal_mismatch(merged, fmt):
+        return
+    for where, data in expected:
+        mismatch = decimal_mismatch(data, fmt)
+        if mismatch:
+            yield f"{where}: {mismatch}"
+
+
+_CASE_FILE_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "dialect": (lambda v: isinstance(v, str) and v in DIALECTS, "a dialect id"),
+    "dtype": (lambda v: isinstance(v, str), "a format name"),
+    "record": (lambda v: isinstance(v, dict), "a test case object"),
+}
+
+
+def case_from_json(doc: Any, where: str) -> Case:
+    """One case as fuzzing saves it (`{"dialect", "dtype", "record"}`), under every check a corpus case gets.
+
+    For `optconf explain --case-json`: the file comes from outside, like the corpus. Raises CorpusError naming
+    `where` and the first problem.
+    """
+    found, case = _standalone_case(doc)
+    if case is None or found:
+        more = f" (and {len(found) - 1} more problems)" if len(found) > 1 else ""
+        raise CorpusError(one_line(f"{where}: {found[0]}{more}"))
+    return case
+
+
+def _standalone_case(doc: Any) -> tuple[list[str], Case | None]:
+    if not isinstance(doc, dict):
+        return [f"must be a JSON object with dialect, dtype and record, not {shown(doc)}"], None
+    found = list(_field_problems("$", doc, _CASE_FILE_FIELDS))
+    if found:
+        return found, None
+    dialect = DIALECTS[doc["dialect"]]
+    if doc["dtype"] not in dialect.dtypes:
+        return [f"$.dtype: {_no_such_format(dialect, doc['dtype'])}"], None
+    violation = _schema_violation(doc["record"], case_only=True, prefix="$.record")
+    if violation:
+        return [f"schema violation: {violation}"], None
+    case = Case(dialect.id, doc["dtype"], doc["record"])
+    return [f"$.record.{p}" for p in _case_problems(case, thorough=True)], case
 
 
 def load(root: pathlib.Path | None = None, dialects: Iterable[str] | None = None) -> Corpus:
-    """The corpus, after every check in `problems`; raises CorpusError naming the first problem.
+    """The corpus, after every check in `problems` (but the decimals); raises CorpusError naming the first problem.
 
     With `dialects`, only their files are read and checked: a run against one framework does not pay for the
     other dialects. The cases come out of the checking pass already decoded: a session parses and decodes once.
@@ -276,9 +637,8 @@ def load(root: pathlib.Path | None = None, dialects: Iterable[str] | None = None
     unknown = sorted((wanted or frozenset()) - set(DIALECTS))
     if unknown:
         raise CorpusError(f"unknown dialect {unknown[0]!r}; the dialects are {', '.join(DIALECTS)}")
-    found, manifest_bytes, cases = _scan(root, wanted)
-    if found:
-        more = f" (and {len(found) - 1} more problems)" if len(found) > 1 else ""
-        raise CorpusError(f"refusing the corpus: {found[0]}{more}")
-    manifest = json.loads(manifest_bytes)
-    return Corpus(root, manifest["vectorSetVersion"], hashlib.sha256(manifest_bytes).hexdigest(), cases)
+    scan = _scan(root, wanted, thorough=False)
+    if scan.problems:
+        more = f" (and {len(scan.problems) - 1} more problems)" if len(scan.problems) > 1 else ""
+        raise CorpusError(f"refusing the corpus: {scan.problems[0]}{more}")
+    return Corpus(root, scan.version, scan.manifest_sha256, scan.cases)

@@ -22,7 +22,8 @@ from reference.vectors.generate import evaluate
 
 from .adapter import Adapter
 from .checks import CheckFailure, CheckSkip, Context, Outcome, check_trajectory
-from .corpus import Case
+from .corpus import Case, case_from_json
+from .inputs import read_json
 from .manifest import Entry, diagnosis_of
 from .session import fuzz_case_view
 
@@ -119,8 +120,9 @@ def save_case(case: Case) -> pathlib.Path:
 
 
 def load_case_json(path: pathlib.Path) -> Case:
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    return Case(doc["dialect"], doc["dtype"], doc["record"])
+    """A case saved by `save_case`, refused in one line (InputError, CorpusError) unless it passes every check a
+    corpus case does: the file comes from outside, and may have been edited."""
+    return case_from_json(read_json(path), str(path))
 
 
 def fuzz(

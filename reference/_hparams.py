@@ -1,24 +1,53 @@
-"""Hyperparameter plumbing shared by the families: range checks and the dialect's rounding of scalars."""
+"""Hyperparameter plumbing shared by the families: type and range checks, and the dialect's rounding of scalars."""
 
 from __future__ import annotations
 
 import functools
+import numbers
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import mpmath
+import numpy as np
 
 from ._arith import Ops
 from ._numerics import DTYPES, FloatFormat, round_mpf
 
-__all__ = ["HparamRounding", "check_range"]
+__all__ = ["HparamRounding", "check_range", "check_type", "refuse"]
+
+
+def refuse(name: str, value: Any, requirement: str) -> NoReturn:
+    """Raise the one error every refusal uses: the parameter, the value, what it must be."""
+    raise ValueError(f"invalid {name}={value!r}: {requirement}")
 
 
 def check_range(name: str, value: Any, rule: str, ok: bool) -> None:
-    """Raise the one error every refusal uses: the parameter, the accepted range, the value."""
     if not ok:
-        raise ValueError(f"invalid {name}={value!r}: must satisfy {rule}")
+        refuse(name, value, f"must satisfy {rule}")
+
+
+def check_type(name: str, value: Any, hint: Any) -> Any:
+    """`value` as its hyperparameter's annotated type (`float` or `bool`, either possibly `| None`), or refused.
+
+    A framework given a learning rate of "0.1" or maximize="no" crashes or, worse, takes "no" as true; the
+    reference refuses the value by name instead. Any real number (a NumPy scalar, an int) becomes a Python float.
+    """
+    allowed = typing.get_args(hint) or (hint,)
+    optional = type(None) in allowed
+    if value is None and optional:
+        return None
+    if bool in allowed:
+        if isinstance(value, bool | np.bool_):
+            return bool(value)
+        refuse(name, value, "must be true or false" + (" or None" if optional else ""))
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            refuse(name, value, "must be a number within the range of a float")
+    refuse(name, value, "must be a number" + (" or None" if optional else ""))
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ class AdagradHparams:
     """Canonical hyperparameters; each dialect maps its framework's own names onto these."""
 
     lr: float
-    eps: float = 0.0
+    eps: float | None = 0.0  # None: tf.keras's "no epsilon", which `eps_if_falsy` replaces; refused elsewhere
     initial_accumulator: float = 0.0
     decay: float = 0.0
     weight_decay: float | None = 0.0  # None: not given (decoupled decay then never runs, not even as θ·0)
@@ -122,7 +122,7 @@ def validate(hp: AdagradHparams, knobs: AdagradKnobs) -> AdagradHparams:
     check_range("lr", hp.lr, "lr >= 0", hp.lr >= 0)
     if knobs.eps_if_falsy is not None and not hp.eps:
         hp = replace(hp, eps=knobs.eps_if_falsy)
-    check_range("eps", hp.eps, "eps >= 0", hp.eps >= 0)
+    check_range("eps", hp.eps, "eps >= 0", hp.eps is not None and hp.eps >= 0)
     if knobs.initial_accumulator_positive:
         check_range("initial_accumulator", hp.initial_accumulator, "> 0", hp.initial_accumulator > 0)
     check_range("initial_accumulator", hp.initial_accumulator, ">= 0", hp.initial_accumulator >= 0)

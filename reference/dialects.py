@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
 from . import adagrad, rprop
-from ._hparams import HparamRounding
+from ._hparams import HparamRounding, check_type
 from .adagrad import AdagradKnobs, ClipKind, EpsPlacement, LrDecay, WeightDecay
 from .rprop import STEP_BOUNDS, Backtrack, NanPolicy, RpropKnobs, SignTest, Switch
 from .sparse import SparseRule
 
-__all__ = ["DIALECTS", "FAMILIES", "Dialect", "Family", "get"]
+__all__ = ["DIALECTS", "FAMILIES", "LOSS_SLOT", "Dialect", "Family", "get"]
 
 ALL_DTYPES = ("float16", "bfloat16", "float32", "float64")
+LOSS_SLOT = "prev_loss"  # iRprop+'s E_prev, reported as one more slot: a single scalar
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,21 @@ class Dialect:
     def family(self) -> Family:
         return FAMILIES[self.id.split("/")[0]]
 
+    @property
+    def reported_slots(self) -> tuple[str, ...]:
+        """The slots a trajectory reports, by framework name: the per-tensor slots, then the loss slot if kept."""
+        return (*self.slots.values(), *((LOSS_SLOT,) if self.keeps_loss else ()))
+
     def hparams(self, given: Mapping[str, Any] | None = None, *, validate: bool = True) -> Any:
         """Framework-named hyperparameters -> validated canonical hparams, the dialect's defaults filled in.
 
-        `validate=False` only maps names (for adapters of primitives, such as TF's raw ops, that check nothing).
+        Every value given is checked against its hyperparameter's type first (`check_type`), so that the range
+        checks compare numbers with numbers. `validate=False` only maps names (for adapters of primitives, such as
+        TF's raw ops, that check nothing).
         """
+        if given is not None and not isinstance(given, Mapping):
+            raise ValueError(f"{self.id}: hyperparameters must map names to values, not be a {type(given).__name__}")
+        types = _field_types(self.family.hparams_type)
         canonical = dict(self.defaults)
         for name, value in (given or {}).items():
             if name not in self.names:
@@ -84,9 +97,11 @@ class Dialect:
             if isinstance(targets, tuple):
                 if not isinstance(value, list | tuple) or len(value) != len(targets):
                     raise ValueError(f"invalid {name}={value!r}: must be a pair ({', '.join(targets)})")
-                canonical.update(zip(targets, value, strict=True))
+                settings = [(f"{name}[{i}]", t, v) for i, (t, v) in enumerate(zip(targets, value, strict=True))]
             else:
-                canonical[targets] = value
+                settings = [(name, targets, value)]
+            for label, target, v in settings:
+                canonical[target] = check_type(label, v, types[target]) if validate else v
         required = {f.name for f in fields(self.family.hparams_type) if f.default is MISSING}
         missing = sorted(required - canonical.keys())
         if missing:
@@ -115,6 +130,12 @@ class Dialect:
             if target == canonical or (isinstance(target, tuple) and canonical in target):
                 return name
         return canonical
+
+
+@functools.cache
+def _field_types(hparams_type: type) -> Mapping[str, Any]:
+    """Each canonical hyperparameter's annotated type, read once per family."""
+    return MappingProxyType(typing.get_type_hints(hparams_type))
 
 
 def _table(*dialects: Dialect) -> Mapping[str, Dialect]:

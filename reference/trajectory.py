@@ -11,7 +11,7 @@ import numpy as np
 
 from ._arith import NumpyOps, OracleOps, Tracked
 from ._numerics import FloatFormat, format_of, round_mpf
-from .dialects import Dialect, get
+from .dialects import LOSS_SLOT, Dialect, get
 from .sparse import SparseGrad, sparse_step
 
 __all__ = ["ORACLE_DPS", "Step", "observe", "run", "to_format", "with_state"]
@@ -148,7 +148,7 @@ def observe(ops: Any, dialect: Dialect, theta: list[Any], state: Any) -> Step:
     fmt = ops.fmt
     slots: dict[str, list[Any]] = {name: list(getattr(state, canonical)) for canonical, name in dialect.slots.items()}
     if dialect.keeps_loss:
-        slots["prev_loss"] = [state.prev_loss]
+        slots[LOSS_SLOT] = [state.prev_loss]
     values = {"params": theta} | slots
     exact = {key: [_values(x, fmt) for x in arrays] for key, arrays in values.items()}
     scales = None
@@ -189,7 +189,7 @@ def with_state(ops: Any, dialect: Dialect, state: Any, slots: Mapping[str, Seque
             raise ValueError(f"{dialect.id} state needs slot {name!r}; got {', '.join(slots) or 'none'}")
         changes[canonical] = tuple(ops.array(a) for a in slots[name])
     if dialect.keeps_loss:
-        changes["prev_loss"] = ops.array(slots["prev_loss"][0])
+        changes["prev_loss"] = ops.array(slots[LOSS_SLOT][0])
     if count is not None:
         changes["count"] = int(count)
     return state._replace(**changes)

@@ -66,7 +66,7 @@ def test_trace_with_losses(capsys):
     ("args", "message"),
     [
         (["adagrad/nope", "--params", "[1]", "--grads", "[[1]]"], "unknown dialect 'adagrad/nope'"),
-        (["adagrad/torch", "--params", "[1", "--grads", "[[1]]"], "--params is not valid JSON"),
+        (["adagrad/torch", "--params", "[1", "--grads", "[[1]]"], "--params: not valid JSON"),
         (["adagrad/torch", "--params", "[1]", "--grads", "[]"], "--grads must be a non-empty JSON list"),
         (["adagrad/torch", "--params", "[1]", "--grads", '[["x"]]'], "--grads must hold numbers"),
         (

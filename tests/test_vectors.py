@@ -2,23 +2,20 @@
 
 import hashlib
 import json
-import pathlib
-import shutil
 
 import numpy as np
 import pytest
+from _corpus import ROOT, copy_corpus, flip_hex, rewrite
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.cli import main
-from conformance.corpus import MIN_TESTS_PER_DIALECT, CorpusError, default_root, load, problems
+from conformance.corpus import MIN_TESTS_PER_DIALECT, CorpusError, load, problems
 from reference import DIALECTS
 from reference._numerics import DTYPES
 from reference.sparse import SparseGrad
 from reference.vectors.codec import decode_tensor, encode_input
-from reference.vectors.generate import Selection, build, diff_summary, manifest
-
-ROOT = default_root()
+from reference.vectors.generate import Selection, build, diff_summary
 
 
 def test_committed_corpus_is_valid():
@@ -69,24 +66,7 @@ def test_tensor_codec_round_trips_every_bit_pattern(name, data):
 
 @pytest.fixture
 def corpus_copy(tmp_path):
-    target = tmp_path / "vectors"
-    shutil.copytree(ROOT, target)
-    return target
-
-
-def rewrite(root: pathlib.Path, relative: str, edit, rehash: bool) -> None:
-    path = root / relative
-    path.write_text(edit(path.read_text()))
-    if rehash:  # a careless regeneration: the manifest agrees with the broken file, so content checks must fire
-        files = {k: (root / k).read_bytes() for k in json.loads((root / "MANIFEST.json").read_text())["files"]}
-        doc = json.loads(manifest(files))
-        (root / "MANIFEST.json").write_text(json.dumps(doc))
-
-
-def flip_hex(text: str) -> str:
-    marker = '"hex": ["0x'
-    at = text.index(marker) + len(marker)
-    return text[:at] + ("1" if text[at] != "1" else "2") + text[at + 1 :]
+    return copy_corpus(tmp_path)
 
 
 CORRUPTIONS = [

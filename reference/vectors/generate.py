@@ -19,7 +19,7 @@ from ..dialects import DIALECTS
 from ..sparse import SparseGrad
 from ..trajectory import ORACLE_DPS, Step, run, to_format
 from .cases import SEED, CaseSpec, catalogue, redraw
-from .codec import dumps, encode_expected, encode_hparams, encode_input
+from .codec import SCHEMA_NAME, dumps, encode_expected, encode_hparams, encode_input
 from .flags import FLAGS
 
 __all__ = ["VECTOR_SET_VERSION", "Selection", "build", "diff_summary", "file_path", "manifest", "write"]
@@ -27,7 +27,6 @@ __all__ = ["VECTOR_SET_VERSION", "Selection", "build", "diff_summary", "file_pat
 VECTOR_SET_VERSION = "1.0.0"
 CHECK_DPS = 2 * ORACLE_DPS
 MAX_REDRAWS = 20
-SCHEMA_NAME = "schema.json"
 
 
 @dataclass(frozen=True)
