@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,11 @@ from .session import Item, OptconfSession
 __all__ = ["ALL_CHECKS", "Evidence", "item_id", "items_for", "stale_entries"]
 
 ALL_CHECKS = (*CHECKS, "invalid_hparams", "fuzz")
+# A conformance test id: test_CHECK[(IMPL-)DIALECT-DTYPE-LABEL], as `item_id` writes it.
+_CRASHED = re.compile(
+    r"test_(?P<check>\w+)\[(?:(?P<impl>.+)-)?(?P<dialect>(?:adagrad|rprop)/[\w.+-]+?)-"
+    r"(?P<dtype>float16|bfloat16|float32|float64)-(?P<tcid>[^\]]+)\]$"
+)
 CELL = {"passed": "ok", "failed": "FAIL", "xfailed": "xfail", "skipped": "skip", "xpassed": "XPASS"}
 
 
@@ -77,7 +83,7 @@ class Evidence:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = dict(report.user_properties)
-        view = props.get("optconf_item")
+        view = props.get("optconf_item") or self._crashed(report)
         if view is None:
             return
         status = _status(report)
@@ -94,6 +100,20 @@ class Evidence:
         if hasattr(report, "wasxfail"):
             # The entry whose `expect` matched, where several select the check; else the mark's reason.
             record["reason"] = props.get("optconf_known", report.wasxfail)
+
+    def _crashed(self, report: pytest.TestReport) -> dict[str, Any] | None:
+        """The check a crashed pytest-xdist worker was running, read from its test id: xdist reports the crash
+        for the node id alone, without the item's properties, and a crash must not vanish from the evidence."""
+        if not (report.failed and "crashed while running" in str(report.longrepr)):
+            return None
+        match = _CRASHED.search(report.nodeid)
+        if match is None:
+            return None
+        impl = match["impl"] or self.session.adapters[0].name
+        check, dialect, dtype, tcid = match["check"], match["dialect"], match["dtype"], match["tcid"]
+        diagnosis = str(report.longrepr).strip().splitlines()[-1]
+        view = {"impl": impl, "dialect": dialect, "dtype": dtype, "tcid": tcid, "flags": [], "check": check}
+        return view | {"diagnosis": f"WorkerCrash: {diagnosis}"}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

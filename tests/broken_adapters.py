@@ -5,6 +5,7 @@ changed another check's outcome) if a verdict could be had without comparing. te
 
 from __future__ import annotations
 
+import os
 import pathlib
 import time
 from collections.abc import Mapping, Sequence
@@ -165,6 +166,13 @@ class Hangs(ReferenceLive):
         time.sleep(3600)
 
 
+class Aborts(ReferenceLive):
+    """Kills its process in a step, as a native crash (a segfault, a failed assertion in C++) does."""
+
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
+        os.abort()
+
+
 class _Accepting:
     """An optimizer that takes any setting (the reference with the dialect's defaults)."""
 
@@ -212,5 +220,6 @@ validates_in_the_adapter = ValidatesInTheAdapter(["rprop/torch"], "validates-in-
 borrows_the_spec = BorrowsTheSpec(["rprop/torch"], "borrows-the-spec")
 no_keywords = NoKeywords(["rprop/torch"], "no-keywords")
 hangs = Broken(Hangs, "hangs")
+aborts = Broken(Aborts, "aborts")
 misspelt_dtype = Broken(ReferenceLive, "misspelt-dtype")
 misspelt_dtype.capabilities = Capabilities(dialects=("rprop/torch",), dtypes=("flaot32",))

@@ -2,6 +2,7 @@
 compared, a known failure absorbs only the failure it names, checks cannot change each other's outcome, and a run
 that compared nothing does not exit 0."""
 
+import json
 import pathlib
 import textwrap
 
@@ -350,3 +351,23 @@ def test_a_module_that_exits_at_import_is_one_line(pytester, source, message):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: --impl={message}"])
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_under_xdist_a_crash_costs_its_check_and_is_in_the_evidence(pytester):
+    pytest.importorskip("xdist")
+    evidence = pytester.path / "evidence.json"
+    result = pytester.runpytest_subprocess(
+        f"--impl={BROKEN}:aborts",
+        "-n",
+        "1",
+        f"--optconf-json={evidence}",
+        *only("(rprop/torch-float32-tc0043 or rprop/torch-float32-tc0044) and trajectory"),
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == 1
+    assert result.parseoutcomes()["failed"] == 2
+    result.stdout.fnmatch_lines(["*aborts*rprop/torch*float32*FAIL 2*", "*evidence written to*"])
+    records = json.loads(evidence.read_text())["results"]
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert all(r["diagnosis"].startswith("WorkerCrash: worker 'gw") and r["check"] == "trajectory" for r in records)
