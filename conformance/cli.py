@@ -149,20 +149,23 @@ def explain(args: argparse.Namespace) -> int:
 
 
 def matrix(args: argparse.Namespace) -> int:
-    from conformance.matrix import BUILT_IN_SUBJECTS, VARIANTS, installed, run_all, write_into
+    from conformance.matrix import run_all, write_into
+    from conformance.registry import MatrixRun, matrix_runs
 
-    specs = [spec for spec in [*BUILT_IN_SUBJECTS, *VARIANTS] if installed(spec)] + list(args.impl or [])
+    known = matrix_runs()
+    runs = [run for run in known if run.installed()] + [MatrixRun(spec, spec) for spec in args.impl or []]
     if args.only:
-        unknown = sorted(set(args.only) - set(specs))
+        unknown = sorted(set(args.only) - {run.name for run in runs})
         if unknown:
-            raise UsageError(f"--only {', '.join(unknown)}: not installed or not a built-in (have {', '.join(specs)})")
-        specs = [s for s in specs if s in args.only]
-    missing = [s for s in [*BUILT_IN_SUBJECTS, *VARIANTS] if not installed(s)]
+            have = ", ".join(run.name for run in runs)
+            raise UsageError(f"--only {', '.join(unknown)}: not installed or not a built-in (have {have})")
+        runs = [run for run in runs if run.name in args.only]
+    missing = [run.name for run in known if not run.installed()]
     if missing:
         print(f"optconf matrix: not installed, left out: {', '.join(missing)}", file=sys.stderr)
-    evidence = run_all(specs, sys.stderr)
+    evidence = run_all(runs, sys.stderr)
     write_into(pathlib.Path(args.file), pathlib.Path(args.evidence), evidence)
-    print(f"{args.file}: matrix of {len(specs)} implementations written; evidence in {args.evidence}")
+    print(f"{args.file}: matrix of {len(runs)} implementations written; evidence in {args.evidence}")
     return 0
 
 
@@ -215,7 +218,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--subject", help="which adapter, when the implementation has several")
     p.add_argument("--vectors", default=os.environ.get("OPTCONF_VECTORS"), help="the corpus folder")
     p.set_defaults(func=explain)
-    p = commands.add_parser("matrix", help="run every installed built-in implementation; write the matrix")
+    p = commands.add_parser(
+        "matrix",
+        help="run every installed built-in implementation (each in its own process, level 1) and rewrite the "
+        "matrix in CONFORMANCE.md and the JSON evidence beside it",
+    )
     p.add_argument("--impl", action="append", help="also run this SPEC (repeatable)")
     p.add_argument("--only", action="append", help="run only these SPECs (repeatable)")
     p.add_argument("--file", default="CONFORMANCE.md", help="where the Markdown matrix goes, between markers")

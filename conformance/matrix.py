@@ -3,7 +3,6 @@ and publish the Markdown matrix in CONFORMANCE.md with the JSON evidence beside 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -15,39 +14,18 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from .registry import MatrixRun
 from .report import ALL_CHECKS
 
-__all__ = ["BUILT_IN_SUBJECTS", "render", "run_all", "write_into"]
+__all__ = ["render", "run_all", "run_one", "write_into"]
 
-# SPEC -> the module whose presence means the framework is installed.
-BUILT_IN_SUBJECTS = {
-    "reference": "numpy",
-    "torch": "torch",
-    "keras": "keras",
-    "tf_keras": "tf_keras",
-    "tf_raw": "tensorflow",
-    "optax": "optax",
-    "conformance.community": "keras",
-}
-# Further runs of a SPEC under another environment: Keras 3 picks its backend once per process.
-VARIANTS = {
-    "keras@jax": ("keras", {"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"}, "jax"),
-    "keras@torch": ("keras", {"KERAS_BACKEND": "torch"}, "torch"),
-}
 BEGIN, END = "<!-- BEGIN MATRIX (optconf matrix) -->\n", "<!-- END MATRIX -->"
 
 
-def installed(spec: str) -> bool:
-    if spec in VARIANTS:
-        base, _, extra = VARIANTS[spec]
-        return installed(base) and importlib.util.find_spec(extra) is not None
-    return importlib.util.find_spec(BUILT_IN_SUBJECTS.get(spec, spec.split(":")[0])) is not None
-
-
-def run_one(spec: str, folder: pathlib.Path, log: TextIO) -> dict[str, Any]:
-    """`pytest --impl=SPEC` at level 1 in a fresh process; returns its JSON evidence (plus exit status and time)."""
-    evidence = folder / f"{spec.replace('/', '_').replace(':', '_')}.json"
-    impl, env = (VARIANTS[spec][0], os.environ | VARIANTS[spec][1]) if spec in VARIANTS else (spec, None)
+def run_one(run: MatrixRun, folder: pathlib.Path, log: TextIO) -> dict[str, Any]:
+    """`pytest --impl=...` at level 1 in a fresh process; returns its JSON evidence (plus exit status and time)."""
+    evidence = folder / f"{run.name.replace('/', '_').replace(':', '_')}.json"
+    env = os.environ | dict(run.environment) if run.environment else None
     started = time.perf_counter()
     command = [
         sys.executable,
@@ -55,7 +33,7 @@ def run_one(spec: str, folder: pathlib.Path, log: TextIO) -> dict[str, Any]:
         "pytest",
         "--pyargs",
         "conformance",
-        f"--impl={impl}",
+        f"--impl={run.impl}",
         "--optconf-level=1",
         f"--optconf-json={evidence}",
         "-q",
@@ -68,20 +46,21 @@ def run_one(spec: str, folder: pathlib.Path, log: TextIO) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     if not evidence.exists():
         tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
-        raise RuntimeError(f"--impl={spec} produced no evidence (exit {result.returncode}): {' / '.join(tail)}")
+        raise RuntimeError(f"--impl={run.name} produced no evidence (exit {result.returncode}): {' / '.join(tail)}")
     doc = json.loads(evidence.read_text(encoding="utf-8"))
-    doc["exitStatus"], doc["seconds"], doc["run"] = result.returncode, round(seconds, 1), spec
+    doc["exitStatus"], doc["seconds"], doc["run"] = result.returncode, round(seconds, 1), run.name
     print(
-        f"optconf matrix: --impl={spec}: exit {result.returncode}, {dict(Counter(doc['summary']))}, {seconds:.0f} s",
+        f"optconf matrix: --impl={run.name}: exit {result.returncode}, {dict(Counter(doc['summary']))}, "
+        f"{seconds:.0f} s",
         file=log,
         flush=True,
     )
     return doc
 
 
-def run_all(specs: Sequence[str], log: TextIO) -> list[dict[str, Any]]:
+def run_all(runs: Sequence[MatrixRun], log: TextIO) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="optconf-matrix-") as folder:
-        return [run_one(spec, pathlib.Path(folder), log) for spec in specs]
+        return [run_one(run, pathlib.Path(folder), log) for run in runs]
 
 
 def render(evidence: Sequence[dict[str, Any]]) -> str:

@@ -15,6 +15,7 @@ import pytest
 from . import report
 from .corpus import CorpusError
 from .manifest import Entry, KnownFailure, ManifestError
+from .registry import BUILT_INS
 from .session import Item, OptconfSession, Settings
 from .spec import SpecError
 
@@ -35,8 +36,8 @@ OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
         "OPTCONF_IMPL",
         {
             "metavar": "SPEC",
-            "help": "the implementation: a built-in name (reference, torch, "
-            "keras, tf_keras, optax, tf_raw), module, module:attr, or a .py file; never empty",
+            "help": f"the implementation: a built-in name ({', '.join(b.name for b in BUILT_INS)}), module, "
+            "module:attr, or a .py file; never empty",
         },
     ),
     (

@@ -14,6 +14,7 @@ from .adapter import Adapter
 from .checks import InvalidSetting
 from .corpus import Case, Corpus, load
 from .manifest import Entry, load_manifest
+from .registry import built_in, manifest_path
 from .spec import resolve
 
 __all__ = ["Item", "OptconfSession", "Settings", "fuzz_case_view"]
@@ -92,10 +93,12 @@ class OptconfSession:
         corpus = load(settings.vectors, {d for adapter in adapters for d in adapter.capabilities.dialects})
         entries = load_manifest(settings.manifest) if settings.manifest else []
         if settings.default_manifests:
-            for adapter in adapters:
-                own = getattr(adapter, "manifest", None)
-                if own is not None:
-                    entries.extend(load_manifest(pathlib.Path(own)))
+            entry = built_in(settings.impl)
+            registered = manifest_path(entry.manifest) if entry is not None and entry.manifest else None
+            # An adapter's own `manifest` (Keras picks one per backend) wins over its built-in's registered one.
+            for path in dict.fromkeys(getattr(a, "manifest", None) or registered for a in adapters):
+                if path is not None:
+                    entries.extend(load_manifest(pathlib.Path(path)))
         return cls(settings, adapters, corpus, entries)
 
     def cases_for(self, adapter: Adapter, check: str) -> Iterator[Case]:

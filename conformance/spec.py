@@ -9,19 +9,9 @@ import sys
 from typing import Any
 
 from .adapter import Adapter
+from .registry import BUILT_INS, built_in
 
-__all__ = ["BUILT_IN", "SpecError", "resolve"]
-
-# Each built-in name loads only its own module, so naming one never imports another framework.
-BUILT_IN = {
-    "reference": "conformance.adapters.reference",
-    "torch": "conformance.adapters.torch",
-    "keras": "conformance.adapters.keras",
-    "tf_keras": "conformance.adapters.tf_keras",
-    "optax": "conformance.adapters.optax",
-    "tf_raw": "conformance.adapters.tf_raw",
-}
-
+__all__ = ["SpecError", "built_in_names", "resolve"]
 
 class SpecError(Exception):
     """`--impl` could not be turned into adapters; the message says why, in one line."""
@@ -30,9 +20,10 @@ class SpecError(Exception):
 def resolve(spec: str) -> list[Adapter]:
     spec = spec.strip()
     if not spec:
-        raise SpecError("--impl is empty; give a built-in name (" + ", ".join(BUILT_IN) + ") or module[:attr]")
-    if spec in BUILT_IN:
-        return _adapters(_import(BUILT_IN[spec], spec).subjects(), spec)
+        raise SpecError(f"--impl is empty; give a built-in name ({built_in_names()}) or module[:attr]")
+    entry = built_in(spec)
+    if entry is not None:  # each built-in name loads only its own module, so naming one imports no other framework
+        return _adapters(_import(entry.module, spec).subjects(), spec)
     module_name, _, attr = spec.partition(":")
     module = _load_file(module_name) if module_name.endswith(".py") else _import(module_name, spec)
     if attr:
@@ -52,20 +43,20 @@ def _import(name: str, spec: str) -> Any:
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        if spec in BUILT_IN and exc.name != name:
+        entry = built_in(spec)
+        if entry is not None and exc.name != name:
             raise SpecError(
-                f"--impl={spec} needs {exc.name!r}, which is not installed (pip install 'optconf[{_extra(spec)}]')"
+                f"--impl={spec} needs {exc.name!r}, which is not installed (pip install 'optconf[{entry.extra}]')"
             ) from None
-        known = ", ".join(BUILT_IN)
-        raise SpecError(f"--impl={spec}: no module named {exc.name!r} (built-in names: {known})") from None
+        raise SpecError(f"--impl={spec}: no module named {exc.name!r} (built-in names: {built_in_names()})") from None
     except Exception as exc:  # an import that raises is reported once, not as a traceback per test
         raise SpecError(f"--impl={spec}: importing {name!r} raised {type(exc).__name__}: {exc}") from None
     except SystemExit as exc:
         raise SpecError(f"--impl={spec}: importing {name!r} {_exited(exc)}") from None
 
 
-def _extra(spec: str) -> str:
-    return {"torch": "torch", "optax": "jax"}.get(spec, "tensorflow")
+def built_in_names() -> str:
+    return ", ".join(b.name for b in BUILT_INS)
 
 
 def _load_file(path_text: str) -> Any:

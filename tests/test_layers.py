@@ -43,3 +43,20 @@ def test_plugin_and_a_spec_import_only_their_own_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split("\n")[:2] == ["[]", "[]"]
+
+
+def test_the_registry_is_the_one_place_for_built_ins():
+    """Every built-in names an extra that pyproject.toml defines, an importable adapter module with subjects(), and
+    a manifest that exists; every shipped manifest belongs to a built-in (or to one backend of Keras 3)."""
+    import importlib.util
+    import tomllib
+
+    from conformance.registry import BUILT_INS, MANIFESTS, manifest_path
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for entry in BUILT_INS:
+        assert entry.extra is None or entry.extra in extras, entry.name
+        assert importlib.util.find_spec(entry.module) is not None, entry.module
+        assert entry.manifest is None or manifest_path(entry.manifest).is_file(), entry.name
+    stems = {entry.manifest for entry in BUILT_INS} | {f"keras-{v}" for v in BUILT_INS[2].variants}
+    assert {path.stem for path in MANIFESTS.glob("*.toml")} <= stems

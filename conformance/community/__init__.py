@@ -12,6 +12,7 @@ Importing this package imports Keras (see `keras_rprop`).
 from __future__ import annotations
 
 import pathlib
+from typing import Any
 
 from conformance.adapters import KerasAdapter
 
@@ -26,5 +27,10 @@ ANSWER = KerasAdapter(KerasAnswerRProp, dialect="rprop/keras-answer", name="Kera
 QUESTION = KerasAdapter(KerasQuestionRProp, dialect="rprop/rprop+", name="KerasQuestionRProp")
 
 IMPLEMENTATIONS = [ANSWER, QUESTION]
+
+
+def subjects() -> list[Any]:
+    """The community classes as the built-in `--impl=community`."""
+    return list(IMPLEMENTATIONS)
 for _adapter in IMPLEMENTATIONS:
     _adapter.manifest = MANIFEST  # type: ignore[attr-defined]
