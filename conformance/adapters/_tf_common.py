@@ -25,6 +25,8 @@ from conformance.adapter import Capabilities, LiveOptimizer
 from reference import get as get_dialect
 from reference.sparse import SparseGrad
 
+from ._claims import sparse_claim
+
 __all__ = [
     "REPLICAS",
     "TF_DTYPES",
@@ -320,8 +322,11 @@ class KerasStyleAdapter(ABC):
     """An Adapter for an optimizer class with Keras' API, one dialect, hyperparameters passed as keywords.
 
     `slots` maps the dialect's slot names to the class's own slot names where a user's class names them
-    differently; by default they are the same. `sparse` overrides whether row-sparse gradients are claimed
-    (default: where the dialect has them and the framework can pass them).
+    differently; by default they are the same.
+
+    `sparse` says whether the class takes row-sparse gradients; they are claimed where it does, the dialect has
+    them and the framework can pass them. By default the framework's own class does and a user's class does not:
+    dense gradients are all that the framework's base optimizer guarantees.
     """
 
     framework: ClassVar[str]  # where the built-in classes live, e.g. "keras.optimizers"
@@ -350,8 +355,13 @@ class KerasStyleAdapter(ABC):
         self._optimizer_class = optimizer_class
         self._slots = {s: (slots or {}).get(s, s) for s in dialect_slots}
         self.name = name or self._default_name()
-        if sparse is None:
-            sparse = getattr(spec.knobs, "sparse", None) is not None and self._takes_sparse()
+        sparse, self.how_to_claim = sparse_claim(
+            sparse,
+            adapter_type=type(self).__name__,
+            built_in=optimizer_class is None,
+            dialect=spec,
+            path_takes_them=self._takes_sparse(),
+        )
         self.capabilities = Capabilities(
             dialects=(dialect,),
             dtypes=self._dtypes(),
