@@ -303,7 +303,7 @@ def test_a_users_field_names_are_mapped_with_slots() -> None:
     case = checkpoint_case("adagrad/optax")
     plain = OptaxAdapter(my_masked_adagrad, dialect="adagrad/optax")
     assert set(start(plain, case).state()) == {"acc"}  # reported as it is: the slot check would fail
-    named = OptaxAdapter(my_masked_adagrad, dialect="adagrad/optax", slots={"acc": "sum_of_squares"})
+    named = OptaxAdapter(my_masked_adagrad, dialect="adagrad/optax", slots={"sum_of_squares": "acc"})
     live = start(named, case)
     for index, want in enumerate(case.expected):
         live.step(case.grads[index])

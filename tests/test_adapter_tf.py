@@ -224,7 +224,8 @@ class MyAdagrad(keras.optimizers.Adagrad):
 @needs_tf_backend
 def test_a_users_keras_class_through_config_and_the_model_file(tmp_path: Any) -> None:
     mine = KerasAdapter(MyAdagrad, dialect="adagrad/keras3")
-    assert mine.name == f"{__name__}.MyAdagrad" and mine.capabilities.sparse
+    assert mine.name == f"{__name__}.MyAdagrad" and not mine.capabilities.sparse  # a user's class: dense only
+    assert KerasAdapter(MyAdagrad, dialect="adagrad/keras3", sparse=True).capabilities.sparse
     case = checkpoint_case(KERAS)
     want = run(start(KERAS, case), case)
     live = mine.create(case.dialect, case.hparams, case.initial_params)

@@ -58,14 +58,20 @@ def test_capabilities(name: str) -> None:
     assert caps.sparse == (name in SPARSE_SUBJECTS)
 
 
-def test_a_users_class_claims_what_the_dialect_has() -> None:
+def test_a_users_class_claims_dense_gradients_unless_it_says_more() -> None:
     class MyAdagrad(torch.optim.Adagrad):
         pass
 
-    assert TorchAdapter(MyAdagrad, dialect="adagrad/torch").capabilities.sparse
-    assert not TorchAdapter(MyAdagrad, dialect="adagrad/torch", sparse=False).capabilities.sparse
-    assert not TorchAdapter(MyAdagrad, dialect="adagrad/torch", fused=True).capabilities.sparse
+    dense = TorchAdapter(MyAdagrad, dialect="adagrad/torch")
+    assert not dense.capabilities.sparse  # all that torch.optim.Optimizer guarantees
+    assert dense.how_to_claim == {"sparse": "pass sparse=True to TorchAdapter if the class takes row-sparse gradients"}
+    claimed = TorchAdapter(MyAdagrad, dialect="adagrad/torch", sparse=True)
+    assert claimed.capabilities.sparse and claimed.how_to_claim == {}
+    # Claimed only where the dialect has them and the flavour can take them.
+    assert not TorchAdapter(MyAdagrad, dialect="adagrad/torch", sparse=True, fused=True).capabilities.sparse
+    assert not TorchAdapter(MyAdagrad, dialect="rprop/torch", sparse=True).capabilities.sparse
     assert not TorchAdapter(dialect="rprop/torch").capabilities.sparse
+    assert all(not s.how_to_claim for s in SUBJECTS.values())  # what a built-in does not claim, it does not take
 
 
 def test_versions() -> None:
@@ -298,7 +304,7 @@ def test_a_users_classes_go_through_the_whole_protocol(tmp_path: Any) -> None:
         after = mine.load(case.dialect, case.hparams, before.params(), tmp_path)
         assert isinstance(after, TorchLive)
         assert_identical(run(after, case, start=case.checkpoint), want[case.checkpoint :], f"{label} load")
-    # The one-line class takes sparse gradients exactly as torch's own.
+    # Claimed with sparse=True, the one-line class takes sparse gradients exactly as torch's own.
     sparse = cases("adagrad/torch", "float32", "SPARSE_DUPLICATES")[0]
-    mine = TorchAdapter(MyAdagrad, dialect="adagrad/torch")
+    mine = TorchAdapter(MyAdagrad, dialect="adagrad/torch", sparse=True)
     assert_identical(run(start(mine, sparse), sparse), run(start(torchs, sparse), sparse), "MyAdagrad sparse")

@@ -9,6 +9,11 @@ What every TF-family live optimizer offers beyond the core protocol:
 - `gradients()` returns the gradients handed to the framework at the last step, read back from the framework's own
   tensors (dense arrays, or `SparseGrad` for a `tf.IndexedSlices`).
 - A `reference.sparse.SparseGrad` becomes a `tf.IndexedSlices` with the same, possibly repeated, row indices.
+
+Where a Keras-style optimizer keeps a slot (`locate_slot`): the variable the framework's per-variable helper made
+(Keras 3 `add_variable_from_reference`, tf_keras `add_slot`/`get_slot`), else one variable per parameter made
+with `add_variable(name=<slot>)`, in the parameters' order, else a list attribute of the optimizer, else where the
+user's `slots=` callable says.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 
@@ -25,23 +30,29 @@ from conformance.adapter import Capabilities, LiveOptimizer
 from reference import get as get_dialect
 from reference.sparse import SparseGrad
 
+from ._claims import sparse_claim
+
 __all__ = [
     "REPLICAS",
     "TF_DTYPES",
     "KerasStyleAdapter",
     "KerasStyleLive",
+    "SlotSource",
     "Snapshot",
     "VariablesLive",
     "as_numpy",
     "assert_same_snapshot",
+    "assign",
+    "by_name",
     "check_dialect",
     "check_holds",
-    "find_by_name",
     "held_gradient",
     "import_tensorflow",
     "json_config",
+    "locate_slot",
     "quiet_tf_logging",
     "replica_devices",
+    "short_name",
     "tf_gradient",
     "variable_name",
 ]
@@ -54,6 +65,14 @@ REPLICAS = 2
 _devices = {"configured": False, "why_not": ""}
 
 Snapshot = tuple[list[np.ndarray], dict[str, list[np.ndarray]], int | None]
+
+# Where a Keras-style optimizer keeps one of the dialect's slots: a name (the slot's own name, or a list attribute
+# of the optimizer holding one variable per parameter), or a callable (optimizer, parameter variable, index) ->
+# the slot variable.
+SlotSource: TypeAlias = str | Callable[[Any, Any, int], Any]
+# A framework's per-variable slot helper, asked first: (optimizer, parameter variable, own name) -> (the slot
+# variable or None, what was looked for, for the error message).
+ByReference: TypeAlias = Callable[[Any, Any, str], tuple[Any, str]]
 
 
 def quiet_tf_logging() -> None:
@@ -179,7 +198,7 @@ def assert_same_snapshot(first: Snapshot, second: Snapshot, what: str) -> None:
                 raise ValueError(f"{what}: {quantity}[{tensor}] differs: {x!r} != {y!r}")
 
 
-def _assign(target: Any, value: np.ndarray, what: str) -> None:
+def assign(target: Any, value: np.ndarray, what: str) -> None:
     held = as_numpy(target)
     value = np.asarray(value)
     if value.shape != held.shape:
@@ -192,9 +211,9 @@ def _assign(target: Any, value: np.ndarray, what: str) -> None:
 class VariablesLive(ABC):
     """A LiveOptimizer over one framework variable per parameter tensor; subclasses step and locate slots."""
 
-    def __init__(self, variables: Sequence[Any], slots: Mapping[str, str]) -> None:
+    def __init__(self, variables: Sequence[Any], slots: Mapping[str, SlotSource]) -> None:
         self._variables = list(variables)
-        self._slots = dict(slots)  # the dialect's slot name -> the implementation's own slot name
+        self._slots = dict(slots)  # the dialect's slot name -> where the implementation keeps it
         self._dtypes = [as_numpy(v).dtype for v in self._variables]
         self._held: list[Any] | None = None  # the framework tensors of the last step's gradients
 
@@ -205,8 +224,8 @@ class VariablesLive(ABC):
     def count(self) -> int | None: ...
 
     @abstractmethod
-    def _slot(self, variable: Any, own_name: str) -> Any:
-        """The state variable called `own_name` that belongs to `variable`."""
+    def _slot(self, index: int, slot: str) -> Any:
+        """The state variable that holds the dialect's `slot` for parameter `index`."""
 
     def _set_count(self, count: int) -> None:
         raise ValueError(f"{type(self).__name__} keeps no counter; got {count}")
@@ -218,7 +237,7 @@ class VariablesLive(ABC):
         return [self._read(v) for v in self._variables]
 
     def state(self) -> dict[str, list[np.ndarray]]:
-        return {name: [self._read(self._slot(v, own)) for v in self._variables] for name, own in self._slots.items()}
+        return {name: [self._read(self._slot(i, name)) for i in range(len(self._variables))] for name in self._slots}
 
     def gradients(self) -> list[Any] | None:
         if self._held is None:
@@ -243,15 +262,15 @@ class VariablesLive(ABC):
             if len(state[name]) != len(self._variables):
                 raise ValueError(f"slot {name!r}: {len(state[name])} arrays for {len(self._variables)} tensors")
         for index, variable in enumerate(self._variables):
-            _assign(variable, params[index], f"parameter {index}")
+            assign(variable, params[index], f"parameter {index}")
         self._assign_slots(state)
         if count is not None:
             self._set_count(count)
 
     def _assign_slots(self, state: Mapping[str, Sequence[np.ndarray]]) -> None:
-        for name, own in self._slots.items():
-            for index, variable in enumerate(self._variables):
-                _assign(self._slot(variable, own), state[name][index], f"slot {name!r} of parameter {index}")
+        for name in self._slots:
+            for index in range(len(self._variables)):
+                assign(self._slot(index, name), state[name][index], f"slot {name!r} of parameter {index}")
 
 
 class KerasStyleLive(VariablesLive):
@@ -261,13 +280,15 @@ class KerasStyleLive(VariablesLive):
         self,
         optimizer: Any,
         variables: Sequence[Any],
-        slots: Mapping[str, str],
-        find_slot: Callable[[Any, Any, str], Any],
+        slots: Mapping[str, SlotSource],
+        by_reference: ByReference,
         to_gradient: Callable[[Any, np.dtype, tuple[int, ...]], Any],
+        adapter_type: str,
     ) -> None:
         super().__init__(variables, slots)
         self.optimizer = optimizer
-        self._find_slot = find_slot
+        self._by_reference = by_reference
+        self._adapter_type = adapter_type
         self._to_gradient = to_gradient
         self._shapes = [tuple(as_numpy(v).shape) for v in self._variables]
 
@@ -291,23 +312,84 @@ class KerasStyleLive(VariablesLive):
         if self.count() != count:
             raise ValueError(f"the optimizer's iterations cannot hold {count} (holds {self.count()})")
 
-    def _slot(self, variable: Any, own_name: str) -> Any:
-        return self._find_slot(self.optimizer, variable, own_name)
+    def _slot(self, index: int, slot: str) -> Any:
+        return locate_slot(
+            self.optimizer, self._variables, index, slot, self._slots[slot], self._by_reference, self._adapter_type
+        )
 
     def config(self) -> dict[str, Any]:
         """The optimizer's own `get_config()`, as JSON values."""
         return json_config(self.optimizer.get_config())
 
 
-def find_by_name(variables: Sequence[Any], wanted: str, owner: str = "the optimizer") -> Any:
-    """The variable named `wanted` (TF's ':0' suffix ignored); a clear error lists what exists."""
-    names = []
-    for v in variables:
-        name = v.name.split(":")[0]
-        if name == wanted:
-            return v
-        names.append(name)
-    raise LookupError(f"{owner} has no state variable {wanted!r}; it has {names}")
+def short_name(variable: Any) -> str:
+    """A variable's name without TF's ':0' suffix."""
+    return str(variable.name).split(":")[0]
+
+
+def by_name(variables: Sequence[Any], wanted: str) -> Any:
+    """The variable named `wanted` (TF's ':0' suffix ignored), or None."""
+    return next((v for v in variables if short_name(v) == wanted), None)
+
+
+def _shape(variable: Any) -> tuple[int, ...]:
+    return tuple(int(n) for n in variable.shape)
+
+
+def _one_per_parameter(candidates: Any, params: Sequence[Any]) -> bool:
+    """Whether `candidates` is a sequence of one variable per parameter, in order, each shaped like it."""
+    if isinstance(candidates, str | bytes) or not isinstance(candidates, Sequence) or len(candidates) != len(params):
+        return False  # tf_keras wraps a list attribute in a ListWrapper: a Sequence, not a list
+    return all(hasattr(c, "shape") and _shape(c) == _shape(p) for c, p in zip(candidates, params, strict=True))
+
+
+def locate_slot(
+    optimizer: Any,
+    params: Sequence[Any],
+    index: int,
+    slot: str,
+    source: SlotSource,
+    by_reference: ByReference,
+    adapter_type: str,
+) -> Any:
+    """The variable holding the dialect's `slot` for parameter `index`, wherever the optimizer keeps it.
+
+    A name is looked up, in order: through the framework's per-variable helper (`by_reference`: Keras 3's
+    `add_variable_from_reference` naming, tf_keras's `get_slot` or `<slot>/<variable>` naming); as one variable per
+    parameter named `source` among the optimizer's variables (`add_variable(name=...)`, which names them all
+    alike), matched by order and shape; as a list attribute of the optimizer holding one variable per parameter. A
+    callable is asked directly. Anything else is one LookupError line naming what exists and the keyword to pass.
+    """
+    variable = params[index]
+    owner = type(optimizer).__name__
+    if callable(source):
+        found = source(optimizer, variable, index)
+        if not hasattr(found, "shape") or _shape(found) != _shape(variable):
+            raise ValueError(
+                f"the slots= callable for {slot!r} gave {found!r} for parameter {index}, which is shaped "
+                f"{list(_shape(variable))}: it must return that parameter's slot variable"
+            )
+        return found
+    found, looked_for = by_reference(optimizer, variable, source)
+    if found is not None:
+        return found
+    variables = optimizer.variables
+    variables = list(variables() if callable(variables) else variables)  # a method on tf_keras's OptimizerV2
+    named = [v for v in variables if short_name(v) == source]
+    if _one_per_parameter(named, params):
+        return named[index]
+    attribute = getattr(optimizer, source, None) if source.isidentifier() else None
+    if _one_per_parameter(attribute, params):
+        return attribute[index]  # type: ignore[index]
+    mismatch = f" ({len(named)} variables are named {source!r}, for {len(params)} parameters)" if named else ""
+    raise LookupError(
+        f"{owner} keeps no slot {source!r} for parameter {index} (shape {list(_shape(variable))}) where "
+        f"{adapter_type} looks: no {looked_for}, no variable per parameter named {source!r} in order and shape "
+        f"(add_variable){mismatch}, no list attribute {source!r}; its variables are "
+        f"{[short_name(v) for v in variables]}. Pass slots={{{slot!r}: NAME}} to {adapter_type}, NAME being a list "
+        f"attribute of the optimizer with one variable per parameter, or a callable (optimizer, variable, index) "
+        f"-> variable"
+    )
 
 
 def check_holds(adapter_name: str, wanted: np.dtype, held: np.dtype) -> None:
@@ -319,9 +401,13 @@ def check_holds(adapter_name: str, wanted: np.dtype, held: np.dtype) -> None:
 class KerasStyleAdapter(ABC):
     """An Adapter for an optimizer class with Keras' API, one dialect, hyperparameters passed as keywords.
 
-    `slots` maps the dialect's slot names to the class's own slot names where a user's class names them
-    differently; by default they are the same. `sparse` overrides whether row-sparse gradients are claimed
-    (default: where the dialect has them and the framework can pass them).
+    `slots` maps a dialect slot name to where a user's class keeps it, where it is not under the dialect's name:
+    the class's own slot name, the name of a list attribute of the optimizer holding one variable per parameter,
+    or a callable (optimizer, variable, index) -> variable (see `locate_slot`).
+
+    `sparse` says whether the class takes row-sparse gradients; they are claimed where it does, the dialect has
+    them and the framework can pass them. By default the framework's own class does and a user's class does not:
+    dense gradients are all that the framework's base optimizer guarantees.
     """
 
     framework: ClassVar[str]  # where the built-in classes live, e.g. "keras.optimizers"
@@ -336,7 +422,7 @@ class KerasStyleAdapter(ABC):
         *,
         dialect: str,
         name: str | None = None,
-        slots: Mapping[str, str] | None = None,
+        slots: Mapping[str, SlotSource] | None = None,
         sparse: bool | None = None,
     ) -> None:
         if optimizer_class is None and dialect not in self.built_in:
@@ -348,10 +434,15 @@ class KerasStyleAdapter(ABC):
             raise ValueError(f"{dialect} has no slot {', '.join(unknown)}; its slots: {', '.join(dialect_slots)}")
         self.dialect = dialect
         self._optimizer_class = optimizer_class
-        self._slots = {s: (slots or {}).get(s, s) for s in dialect_slots}
+        self._slots: dict[str, SlotSource] = {s: (slots or {}).get(s, s) for s in dialect_slots}
         self.name = name or self._default_name()
-        if sparse is None:
-            sparse = getattr(spec.knobs, "sparse", None) is not None and self._takes_sparse()
+        sparse, self.how_to_claim = sparse_claim(
+            sparse,
+            adapter_type=type(self).__name__,
+            built_in=optimizer_class is None,
+            dialect=spec,
+            path_takes_them=self._takes_sparse(),
+        )
         self.capabilities = Capabilities(
             dialects=(dialect,),
             dtypes=self._dtypes(),

@@ -5,7 +5,9 @@ optimizer under test, so that the optimizer is saved the way users save it: insi
 
 Beyond the core protocol, through Keras' own mechanisms:
 
-- `set_state` assigns the weights, the slot variables (`<weight path, '/' -> '_'>_<slot>`) and `iterations`.
+- `set_state` assigns the weights, the slot variables and `iterations`. A slot is found where
+  `add_variable_from_reference` puts it (`<weight path, '/' -> '_'>_<slot>`), or among variables made with
+  `add_variable(name=<slot>)`, one per weight in order, or where `slots=` says (`_tf_common.locate_slot`).
 - `config` is `optimizer.get_config()` (as JSON values); `from_config` is the class's own `from_config`.
 - `save` writes both `model.save("model.keras")` and the optimizer's own variables (`save_own_variables`, as an
   `.npz` of arrays, no pickle). `load` restores the model, and with it the optimizer, with
@@ -41,10 +43,11 @@ from ._tf_common import (
     TF_DTYPES,
     KerasStyleAdapter,
     KerasStyleLive,
+    SlotSource,
     as_numpy,
     assert_same_snapshot,
+    by_name,
     check_holds,
-    find_by_name,
     import_tensorflow,
     quiet_tf_logging,
     tf_gradient,
@@ -128,10 +131,10 @@ def params_model_class() -> type:
 class KerasLive(KerasStyleLive):
     """A Keras 3 optimizer compiled into a `ParamsModel` whose weights are the parameters."""
 
-    def __init__(self, model: Any, slots: Mapping[str, str], backend: str) -> None:
+    def __init__(self, model: Any, slots: Mapping[str, SlotSource], backend: str) -> None:
         self.model = model
         self._backend = backend
-        super().__init__(model.optimizer, model.params, slots, _find_slot, self._gradient)
+        super().__init__(model.optimizer, model.params, slots, _by_reference, self._gradient, "KerasAdapter")
 
     def _gradient(self, grad: Any, dtype: np.dtype, shape: tuple[int, ...]) -> Any:
         if self._backend == "tensorflow":
@@ -149,8 +152,10 @@ class KerasLive(KerasStyleLive):
         np.savez(directory / VARIABLES_FILE, **{key: as_numpy(value) for key, value in store.items()})
 
 
-def _find_slot(optimizer: Any, variable: Any, own_name: str) -> Any:
-    return find_by_name(optimizer.variables, f"{variable.path.replace('/', '_')}_{own_name}", type(optimizer).__name__)
+def _by_reference(optimizer: Any, variable: Any, own_name: str) -> tuple[Any, str]:
+    """The slot as `add_variable_from_reference(variable, own_name)` names it."""
+    wanted = f"{variable.path.replace('/', '_')}_{own_name}"
+    return by_name(optimizer.variables, wanted), f"variable {wanted!r} (add_variable_from_reference)"
 
 
 def _snapshot(live: KerasLive) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]], int | None]:
@@ -161,8 +166,9 @@ class KerasAdapter(KerasStyleAdapter):
     """Keras 3's Adagrad, or a user's Keras 3 optimizer class taking the same keywords.
 
     Slots are the optimizer variables that `add_variable_from_reference(var, "<slot>")` creates, named
-    `<variable path>_<slot>`. A user's class must survive `get_config`/`from_config` for `config` and `serialize`;
-    `load` passes it to `load_model` as a custom object.
+    `<variable path>_<slot>`, or that `add_variable(..., name="<slot>")` creates, one per variable in order;
+    `slots=` names anything else (see `KerasStyleAdapter`). A user's class must survive
+    `get_config`/`from_config` for `config` and `serialize`; `load` passes it to `load_model` as a custom object.
     """
 
     framework = "keras.optimizers"

@@ -10,11 +10,13 @@ The built-in subjects are `optax.adagrad` (dialect `adagrad/optax`) and `optax.r
 and jitted.
 
 **State, honestly.** `state()` reports every per-parameter field of the state pytree (a field holding one array
-per parameter tensor, shaped like it), wherever it sits in a chain. A field that holds a dialect slot is reported
-under the dialect's name (`sum_of_squares` is `adagrad/optax`'s own name; `step_sizes` is RProp's Δ, reported as
-`delta`); every other field keeps optax's name. So optax's RProp reports `delta` and `prev_updates`: it stores the
-previous signed step, not the previous gradient, and keeps no counter, so the dialect's `prev_grad` and `t` are
-missing and the slot check says so. Nothing is translated to look like the dialect.
+per parameter tensor, shaped like it), wherever it sits: in a chain, in a user's NamedTuple or dict, or in one
+NamedTuple per parameter. A field that holds a dialect slot is reported under the dialect's name
+(`sum_of_squares` is `adagrad/optax`'s own name; `step_sizes` is RProp's Δ, reported as `delta`; a user's field
+named in `slots=`); every other field keeps its own name. So optax's RProp reports `delta` and `prev_updates`:
+it stores the previous signed step, not the previous gradient, and keeps no counter, so the dialect's `prev_grad`
+and `t` are missing and the slot check says so (naming the fields reported). Nothing is translated to look like
+the dialect.
 
 Beyond the core protocol:
 
@@ -146,10 +148,16 @@ def optax_kwargs(dialect: reference.Dialect, hparams: Mapping[str, Any]) -> dict
 
 @dataclass(frozen=True)
 class Field:
-    """One per-parameter field of a state pytree: its reported name and the flat leaf index of each tensor's array."""
+    """One per-parameter field of a state pytree: its reported name, where it sits (the key path without the
+    parameter index, e.g. ("0", "sum_of_squares") in a chain) and the flat leaf index of each tensor's array."""
 
     name: str
     leaves: tuple[int, ...]
+    path: tuple[str, ...] = ()
+
+    @property
+    def where(self) -> str:
+        return ".".join(self.path)
 
 
 def _key_name(key: Any) -> str | None:
@@ -159,31 +167,82 @@ def _key_name(key: Any) -> str | None:
     return None
 
 
-def per_param_fields(state: Any, shapes: Sequence[tuple[int, ...]], rename: Mapping[str, str]) -> list[Field]:
+def _key_text(key: Any) -> str:
+    name = _key_name(key)
+    return name if name is not None else str(getattr(key, "idx", key))
+
+
+def _per_param_groups(
+    flat: Sequence[tuple[Any, Any]], shapes: Sequence[tuple[int, ...]]
+) -> list[tuple[tuple[Any, ...], tuple[int, ...]]]:
+    """(key path without the parameter index, leaf indices) for every group of leaves that holds one array per
+    parameter tensor, shaped like it, in depth-first order.
+
+    The parameter index may sit anywhere in a leaf's path: last for optax's own states (a field holding a list
+    of arrays), or higher up for a user's state built per parameter (a list of NamedTuples). Where several
+    positions would do, the deepest wins, and a leaf belongs to one field only.
+    """
+    n = len(shapes)
+    candidates: dict[tuple[Any, ...], dict[int, int]] = {}
+    for leaf, (path, _value) in enumerate(flat):
+        for position, key in enumerate(path):
+            if hasattr(key, "idx") and int(key.idx) < n:
+                group = (position, *path[:position], *path[position + 1 :])
+                candidates.setdefault(group, {})[int(key.idx)] = leaf
+    valid = {
+        group: tuple(members[i] for i in range(n))
+        for group, members in candidates.items()
+        if sorted(members) == list(range(n))
+        and all(np.shape(flat[members[i]][1]) == shapes[i] for i in range(n))
+        and any(_key_name(k) is not None for k in group[1:])  # a field has a name somewhere on its path
+    }
+    owner: dict[int, tuple[Any, ...]] = {}
+    for group in sorted(valid, key=lambda g: -g[0]):  # the deepest position first
+        for leaf in valid[group]:
+            owner.setdefault(leaf, group)
+    kept = [g for g in valid if all(owner[leaf] == g for leaf in valid[g])]
+    return [(g[1:], valid[g]) for g in sorted(kept, key=lambda g: valid[g][0])]
+
+
+def per_param_fields(
+    state: Any,
+    shapes: Sequence[tuple[int, ...]],
+    rename: Mapping[str, str],
+    mapped: Mapping[str, str] | None = None,
+) -> list[Field]:
     """Every field of `state` holding one array per parameter tensor, shaped like it, in depth-first order.
 
-    `rename` maps optax field names to reported names. A name met twice (a chain of two scale_by_rss) is
-    reported as `name#2`, `name#3`, ...: the state really holds several.
+    `mapped` names where a dialect slot sits (slot -> a field name or the end of a dotted field path, e.g.
+    "acc" or "0.acc" in a chain): that field is reported under the slot's name, and a path that matches no
+    field, or several, is a LookupError listing the fields there are. `rename` maps the other fields' names to
+    reported names. A name met twice (a chain of two scale_by_rss) is reported as `name#2`, `name#3`, ...: the
+    state really holds several.
     """
     jax, _ = _jax()
     flat, _ = jax.tree_util.tree_flatten_with_path(state)
-    groups: dict[tuple[Any, ...], dict[int, int]] = {}
-    for index, (path, _leaf) in enumerate(flat):
-        if len(path) >= 2 and hasattr(path[-1], "idx") and _key_name(path[-2]) is not None:
-            groups.setdefault(tuple(path[:-1]), {})[int(path[-1].idx)] = index
+    groups = _per_param_groups(flat, shapes)
+    paths = [tuple(_key_text(k) for k in prefix) for prefix, _ in groups]
+    names: dict[int, str] = {}
+    for slot, wanted in (mapped or {}).items():
+        tail = tuple(wanted.split("."))
+        hits = [i for i, path in enumerate(paths) if path[-len(tail) :] == tail]
+        if len(hits) != 1:
+            problem = "no per-parameter field" if not hits else f"{len(hits)} fields ({[paths[i] for i in hits]})"
+            raise LookupError(
+                f"slots={{{slot!r}: {wanted!r}}}: the state has {problem} at {wanted!r}; its per-parameter fields "
+                f"are {['.'.join(p) for p in paths]} (pass one of these, or enough of its end to be unique)"
+            )
+        names[hits[0]] = slot
     fields: list[Field] = []
-    seen: dict[str, int] = {}
-    for prefix, members in groups.items():
-        if sorted(members) != list(range(len(shapes))):
+    seen: dict[str, int] = {name: 1 for name in names.values()}
+    for index, ((prefix, leaves), path) in enumerate(zip(groups, paths, strict=True)):
+        if index in names:
+            fields.append(Field(names[index], leaves, path))
             continue
-        leaves = tuple(members[i] for i in range(len(shapes)))
-        if any(np.shape(flat[leaf][1]) != shape for leaf, shape in zip(leaves, shapes, strict=True)):
-            continue
-        field_name = _key_name(prefix[-1])
-        assert field_name is not None
+        field_name = next(n for n in map(_key_name, reversed(prefix)) if n is not None)
         name = rename.get(field_name, field_name)
         seen[name] = seen.get(name, 0) + 1
-        fields.append(Field(name if seen[name] == 1 else f"{name}#{seen[name]}", leaves))
+        fields.append(Field(name if seen[name] == 1 else f"{name}#{seen[name]}", leaves, path))
     return fields
 
 
@@ -214,6 +273,7 @@ class OptaxLive:
         dialect: reference.Dialect,
         dtype: str,
         rename: Mapping[str, str],
+        mapped: Mapping[str, str] | None = None,
     ) -> None:
         self._dialect = dialect
         self._dtype = dtype
@@ -224,7 +284,7 @@ class OptaxLive:
         with self.x64():
             self._params = [to_array(np.asarray(p)) for p in params]
             self._state = transform.init(self._params)
-        self._fields = per_param_fields(self._state, self._shapes, rename)
+        self._fields = per_param_fields(self._state, self._shapes, rename, mapped)
         self._counter = counter_leaf(self._state, dialect.counter)
 
     def x64(self) -> contextlib.AbstractContextManager[Any]:
@@ -370,8 +430,9 @@ class OptaxAdapter:
     - `transform_factory`: called with optax's keywords (see `optax_kwargs`); None for the built-in optax
       transformation of the dialect (`optax.adagrad` for `adagrad/optax`, `optax.rprop` for `rprop/irprop-`).
     - `jit`: step with one `jax.jit`-compiled function (apply_updates included) instead of eagerly.
-    - `slots`: extra or different names to report state fields under (optax field name -> reported name), on
-      top of the dialect's (`step_sizes` -> the dialect's step-size slot, and so on).
+    - `slots`: where the state keeps a dialect slot whose field is not named after it (dialect slot -> field
+      name, or the end of a dotted path where several fields share a name: "acc", "0.acc"). Fields of the
+      dialect's slot names, and optax's own (`step_sizes` for the step-size slot, ...), need no mapping.
     """
 
     def __init__(
@@ -393,7 +454,15 @@ class OptaxAdapter:
             field: self.dialect.slots[canonical]
             for field, canonical in OPTAX_FIELDS.items()
             if canonical in self.dialect.slots
-        } | dict(slots or {})
+        }
+        own_slots = tuple(self.dialect.slots.values())
+        unknown = sorted(set(slots or {}) - set(own_slots))
+        if unknown:  # the mapping runs slot -> field, as for the Keras adapters' `slots=`
+            raise ValueError(
+                f"{self.dialect.id} has no slot {', '.join(unknown)}; slots= maps the dialect's slots "
+                f"({', '.join(own_slots)}) to the fields that hold them"
+            )
+        self._mapped = dict(slots or {})
         dtypes = tuple(d for d in _DTYPES if d in self.dialect.dtypes)
         self.capabilities = Capabilities(
             dialects=(self.dialect.id,), dtypes=dtypes, set_state=True, config=False, serialize=True
@@ -442,7 +511,7 @@ class OptaxAdapter:
         dtype = common_dtype(params)
         with x64_scope(dtype):
             transform, update = self._transform(optax_kwargs(self.dialect, hparams), dtype == "float64")
-            return OptaxLive(transform, update, params, self.dialect, dtype, self._rename)
+            return OptaxLive(transform, update, params, self.dialect, dtype, self._rename, self._mapped)
 
     def load(
         self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray], directory: pathlib.Path

@@ -35,11 +35,14 @@ from ._tf_common import (
     REPLICAS,
     KerasStyleAdapter,
     KerasStyleLive,
+    SlotSource,
     as_numpy,
+    assign,
+    by_name,
     check_holds,
-    find_by_name,
     import_tensorflow,
     replica_devices,
+    short_name,
     tf_gradient,
     variable_name,
 )
@@ -60,11 +63,16 @@ def _is_legacy(optimizer: Any) -> bool:
     return isinstance(optimizer, _import_tf_keras().optimizers.legacy.Optimizer)
 
 
-def _find_slot(optimizer: Any, variable: Any, own_name: str) -> Any:
+def _by_reference(optimizer: Any, variable: Any, own_name: str) -> tuple[Any, str]:
+    """The slot as the framework's per-variable helper made it: OptimizerV2's `add_slot` (read with `get_slot`),
+    or the new optimizer's `add_variable_from_reference`, which names it `<slot>/<variable>`."""
     if _is_legacy(optimizer):
-        return optimizer.get_slot(variable, own_name)
-    wanted = f"{own_name}/{variable.name.split(':')[0]}"
-    return find_by_name(optimizer.variables, wanted, type(optimizer).__name__)
+        try:
+            return optimizer.get_slot(variable, own_name), f"get_slot(variable, {own_name!r}) (add_slot)"
+        except KeyError:
+            return None, f"get_slot(variable, {own_name!r}) (add_slot)"
+    wanted = f"{own_name}/{short_name(variable)}"
+    return by_name(optimizer.variables, wanted), f"variable {wanted!r} (add_variable_from_reference)"
 
 
 def _gradient(grad: Any, dtype: np.dtype, shape: tuple[int, ...]) -> Any:
@@ -98,10 +106,10 @@ class TFKerasLive(KerasStyleLive):
         adapter_name: str,
         make_optimizer: Callable[[], Any],
         params: Sequence[np.ndarray],
-        slots: Mapping[str, str],
+        slots: Mapping[str, SlotSource],
     ) -> None:
         optimizer, variables = _build(adapter_name, make_optimizer, params)
-        super().__init__(optimizer, variables, slots, _find_slot, _gradient)
+        super().__init__(optimizer, variables, slots, _by_reference, _gradient, "TFKerasAdapter")
         self._adapter_name = adapter_name
         self._make_optimizer = make_optimizer
         self.strategy: Any = None  # a MirroredStrategy once step_replicated has been called
@@ -181,14 +189,20 @@ class TFKerasLive(KerasStyleLive):
         weights = self.optimizer.weights
         values = [as_numpy(w) for w in weights]
         position = {id(w): i for i, w in enumerate(weights)}
-        for name, own in self._slots.items():
-            for index, variable in enumerate(self._variables):
+        direct = []  # slots the optimizer keeps outside its `weights` (a user's own list): assigned as variables
+        for name in self._slots:
+            for index in range(len(self._variables)):
                 value = np.asarray(state[name][index])
-                slot = self.optimizer.get_slot(variable, own)
+                slot = self._slot(index, name)
+                if id(slot) not in position:
+                    direct.append((slot, value, f"slot {name!r} of parameter {index}"))
+                    continue
                 if value.dtype != values[position[id(slot)]].dtype:
                     raise ValueError(f"slot {name!r} of parameter {index}: a {value.dtype} value for {slot.dtype}")
                 values[position[id(slot)]] = value
         self.optimizer.set_weights(values)
+        for slot, value, what in direct:
+            assign(slot, value, what)
 
     def save(self, directory: pathlib.Path) -> None:
         """A `tf.train.Checkpoint` of the optimizer (slots, iterations, hyper-variables) and the parameters."""

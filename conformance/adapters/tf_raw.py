@@ -77,8 +77,8 @@ class _RawOpLive(VariablesLive):
     def count(self) -> int | None:
         return None  # the ops keep no step counter
 
-    def _slot(self, variable: Any, own_name: str) -> Any:
-        return self._accumulator[id(variable)]
+    def _slot(self, index: int, slot: str) -> Any:
+        return self._accumulators[index]
 
     def _checkpoint(self) -> Any:
         return self._tf.train.Checkpoint(params=list(self._variables), accumulators=self._accumulators)

@@ -5,6 +5,10 @@ constructed with the dialect's framework keywords (`lr`, `lr_decay`, `etas`, ...
 `optimizer.step()`, and read back from `optimizer.state[p][slot]` under the dialect's slot names (`sum`, `prev`,
 `step_size`) and counter (`step`). torch is imported only when an optimizer is created.
 
+A user's class claims dense gradients only, which is all that `torch.optim.Optimizer` guarantees: pass
+`sparse=True` if its `step` takes row-sparse ones. torch's own classes (`subjects()`, or no class given) claim
+them where they were measured to take them.
+
 Beyond the core protocol, through torch's own mechanisms:
 
 - `set_state` writes the parameters, `optimizer.state[p][slot]` and `optimizer.state[p]["step"]` in place; where
@@ -30,6 +34,7 @@ import reference
 from reference.sparse import SparseGrad
 
 from ..adapter import Capabilities, LiveOptimizer, builtin_manifest
+from ._claims import sparse_claim
 from ._convert import carrier, common_dtype, dtype_name, restore
 
 if TYPE_CHECKING:
@@ -274,8 +279,9 @@ def _with_count(step: Any, count: int) -> Any:
 class TorchAdapter:
     """Drives a torch optimizer class as an implementation of one dialect.
 
-    `sparse` overrides whether row-sparse gradients are claimed (default: where the dialect has them and the
-    flavour is not fused, as for torch.optim.Adagrad).
+    `sparse` says whether the class takes row-sparse gradients; they are claimed where it does, the dialect has
+    them and the flavour is not fused. By default torch's own class does (as measured) and a user's class does
+    not. `how_to_claim` says how a user claims what is not claimed (capability -> hint).
     """
 
     def __init__(
@@ -300,9 +306,13 @@ class TorchAdapter:
             class_name = f"{optimizer_class.__module__}.{optimizer_class.__qualname__}"
         self.name = name or class_name + (f"[{flavour}]" if flavour else "")
         dtypes = tuple(d for d in _DTYPES if d in self.dialect.dtypes)
-        if sparse is None:
-            dialect_sparse = getattr(self.dialect.knobs, "sparse", None) is not None
-            sparse = dialect_sparse and flavour in _SPARSE_FLAVOURS and not self._fixed_kwargs.get("fused")
+        sparse, self.how_to_claim = sparse_claim(
+            sparse,
+            adapter_type=type(self).__name__,
+            built_in=optimizer_class is None,
+            dialect=self.dialect,
+            path_takes_them=flavour in _SPARSE_FLAVOURS and not self._fixed_kwargs.get("fused"),
+        )
         self.capabilities = Capabilities(
             dialects=(self.dialect.id,),
             dtypes=dtypes,

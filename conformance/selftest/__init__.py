@@ -80,14 +80,16 @@ _ADAPTERS: dict[str, Adapter] = {}
 
 def _build(subject: Subject) -> Adapter:
     name = f"selftest.{subject.name}"
+    # Every class here takes row-sparse gradients where its dialect has them (the Adagrads densify them), so each
+    # claims them, as a user would with sparse=True; a user's class claims dense gradients only by default.
     if subject.framework == "torch":
         from ..adapters.torch import TorchAdapter
 
-        adapter: Any = TorchAdapter(subject.optimizer_class, dialect=subject.dialect, name=name)
+        adapter: Any = TorchAdapter(subject.optimizer_class, dialect=subject.dialect, name=name, sparse=True)
     elif subject.framework == "keras":
         from ..adapters.keras import KerasAdapter
 
-        adapter = KerasAdapter(subject.optimizer_class, dialect=subject.dialect, name=name)
+        adapter = KerasAdapter(subject.optimizer_class, dialect=subject.dialect, name=name, sparse=True)
     else:
         raise ValueError(f"{subject.name}: unknown framework {subject.framework!r}")
     adapter.capabilities = dataclasses.replace(
