@@ -166,7 +166,8 @@ def _compare_values(
 
 def _needs(ctx: Context, capability: str, why: str) -> None:
     if not getattr(ctx.adapter.capabilities, capability):
-        raise CheckSkip(f"capability '{capability}' not declared, which {why}")
+        hint = getattr(ctx.adapter, "how_to_claim", {}).get(capability)  # e.g. "pass sparse=True to TorchAdapter"
+        raise CheckSkip(f"capability '{capability}' not declared, which {why}" + (f"; {hint}" if hint else ""))
 
 
 def _grads_supported(ctx: Context) -> None:

@@ -101,7 +101,12 @@ def test_a_dense_only_torch_class_passes_and_skips_sparse_cases_saying_why(pytes
     result = one_liner(pytester, "my_torch_adagrad", source, "-k", "float32")
     outcomes = assert_passes(result)
     assert outcomes["skipped"] >= 4  # the SPARSE_DUPLICATES case, in each check that runs it
-    result.stdout.fnmatch_lines(["*MyDenseAdagrad*adagrad/torch*float32*", "*capability 'sparse' not declared*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*MyDenseAdagrad*adagrad/torch*float32*",
+            "*capability 'sparse' not declared*; pass sparse=True to TorchAdapter if the class takes row-sparse*",
+        ]
+    )
     result.stdout.no_fnmatch_line("*takes dense gradients only*")
 
 
