@@ -102,8 +102,9 @@ def jobs(workload: str = "suite") -> list[Job]:
             dtype = "float32" if "float32" in dialect.dtypes else dialect.dtypes[0]
             params = [np.ones((2,), dtype=reference.format_of(dtype).np_dtype)]
             step = [[np.full((2,), 0.5, dtype=params[0].dtype)]]
-            for _, hparams in invalid_settings(dialect):
-                out.append(Job(class_name, _kwargs(hparams, flavour), params, step, None))
+            for setting in invalid_settings(dialect):  # the control with valid values, then the refused ones
+                for hparams in (setting.valid, setting.invalid):
+                    out.append(Job(class_name, _kwargs(hparams, flavour), params, step, None))
     return out
 
 
