@@ -1,15 +1,12 @@
 """The runner itself: the reference passes, each broken adapter fails the check it should, manifests, bad SPECs."""
 
 import json
-import pathlib
-import textwrap
 
 import pytest
+from _runner_helpers import BROKEN, literal, write_manifest
 
 pytest_plugins = ["pytester"]
 
-HERE = pathlib.Path(__file__).resolve().parent
-BROKEN = HERE / "broken_adapters.py"
 
 
 def subset(more=None):
@@ -28,11 +25,6 @@ def test_reference_passes_every_check(pytester):
     outcomes = result.parseoutcomes()
     assert outcomes["passed"] > 2000 and "failed" not in outcomes
     result.stdout.fnmatch_lines(["*optconf conformance matrix*", "*reference*rprop/irprop+*float16*ok*"])
-
-
-def literal(text):
-    """`text` as an fnmatch pattern that matches it literally (only * stays a wildcard)."""
-    return "".join({"[": "[[]", "]": "[]]"}.get(c, c) for c in text)
 
 
 BROKEN_CASES = [
@@ -67,12 +59,6 @@ def test_a_broken_adapter_passes_the_checks_its_defect_does_not_touch(pytester):
     assert result.ret == 0  # the counter is the counter check's concern alone
     result = run(pytester, f"--impl={BROKEN}:renamed", *subset("test_invalid_hparams"), "-q")
     assert result.ret == 0
-
-
-def write_manifest(pytester, body):
-    path = pytester.path / "known.toml"
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 def test_manifest_xfail_skip_and_tolerance(pytester):

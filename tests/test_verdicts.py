@@ -3,15 +3,13 @@ compared, a known failure absorbs only the failure it names, checks cannot chang
 that compared nothing does not exit 0."""
 
 import json
-import pathlib
-import textwrap
 
 import numpy as np
 import pytest
+from _runner_helpers import BROKEN, write_manifest
 
 pytest_plugins = ["pytester"]
 
-BROKEN = pathlib.Path(__file__).resolve().parent / "broken_adapters.py"
 
 
 def run(pytester, *args):
@@ -20,12 +18,6 @@ def run(pytester, *args):
 
 def only(expression):
     return ["-k", expression]
-
-
-def write_manifest(pytester, body, name="known.toml"):
-    path = pytester.path / name
-    path.write_text(textwrap.dedent(body))
-    return path
 
 
 # --- each check judges one concern --------------------------------------------------------------------------------
