@@ -448,7 +448,8 @@ _DEFECTS: tuple[type[BaseException], ...] = (
     MemoryError,
 )
 _HERE = pathlib.Path(__file__).resolve().parent
-_ADAPTER_CODE = (_HERE / "adapters", _HERE / "adapter.py")  # the built-in adapters and the protocol's helpers
+# The built-in adapters, the protocol's helpers and the adapter kit: code that passes settings on, never judges them.
+_ADAPTER_CODE = (_HERE / "adapters", _HERE / "adapter.py", _HERE / "kit.py")
 _REFERENCE_CODE = pathlib.Path(reference.__file__).resolve().parent
 
 
@@ -539,7 +540,7 @@ def _not_a_refusal(exc: BaseException, adapter: Adapter, setting: InvalidSetting
     if isinstance(exc, NotImplementedError):
         return (
             "NotImplementedError says the setting is unsupported, not refused; an adapter declares what it does "
-            "not support by raising CheckSkip with the reason"
+            "not support by raising conformance.kit.Unsupported with the reason"
         )
     if isinstance(exc, _DEFECTS):
         return f"{type(exc).__name__} is a defect in the code, not a refusal"
@@ -569,7 +570,7 @@ def _not_the_optimizers(exc: BaseException, adapter: Adapter) -> str | None:
     frame = frames[-1]
     path = pathlib.Path(frame.f_code.co_filename).resolve()
     site = f"{path.name}:{frame.f_lineno}"
-    if path.parent == _ADAPTER_CODE[0] or path == _ADAPTER_CODE[1] or frame.f_locals.get("self") is adapter:
+    if path.parent == _ADAPTER_CODE[0] or path in _ADAPTER_CODE[1:] or frame.f_locals.get("self") is adapter:
         if exc.__cause__ is not None:
             return _not_the_optimizers(exc.__cause__, adapter)
         return f"raised by the adapter's own code ({site}), not by the optimizer"

@@ -13,6 +13,7 @@ from .registry import BUILT_INS, built_in
 
 __all__ = ["SpecError", "built_in_names", "resolve"]
 
+
 class SpecError(Exception):
     """`--impl` could not be turned into adapters; the message says why, in one line."""
 

@@ -18,7 +18,6 @@ user's `slots=` callable says.
 
 from __future__ import annotations
 
-import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +29,7 @@ from conformance.adapter import Capabilities, LiveOptimizer
 from reference import get as get_dialect
 from reference.sparse import SparseGrad
 
+from ..kit import check_arity, check_dialect, check_state, json_config
 from ._claims import sparse_claim
 
 __all__ = [
@@ -44,11 +44,9 @@ __all__ = [
     "assert_same_snapshot",
     "assign",
     "by_name",
-    "check_dialect",
     "check_holds",
     "held_gradient",
     "import_tensorflow",
-    "json_config",
     "locate_slot",
     "quiet_tf_logging",
     "replica_devices",
@@ -138,31 +136,6 @@ def variable_name(index: int) -> str:
     return f"optconf_param_{index}_"
 
 
-def check_dialect(adapter_name: str, claimed: str, dialect: str) -> None:
-    if dialect != claimed:
-        raise ValueError(f"{adapter_name} implements {claimed}, not {dialect}")
-
-
-def json_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A framework's get_config() as JSON values: NumPy scalars (TF's float32 learning_rate) become Python numbers.
-
-    The float32 value converts exactly, so from_config gets back the number the optimizer holds.
-    """
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, Mapping):
-            return {str(k): convert(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [convert(v) for v in value]
-        return value
-
-    out = convert(dict(config))
-    json.dumps(out, allow_nan=True)  # anything that slipped through fails here, not in the runner
-    return out
-
-
 def tf_gradient(tf: Any, grad: Any, dtype: np.dtype, shape: tuple[int, ...]) -> Any:
     """A dense tf tensor in `dtype`, or for a `SparseGrad` a `tf.IndexedSlices` with its indices as given."""
     if isinstance(grad, SparseGrad):
@@ -245,22 +218,15 @@ class VariablesLive(ABC):
         return [held_gradient(t, d) for t, d in zip(self._held, self._dtypes, strict=True)]
 
     def _check_grads(self, grads: Sequence[Any]) -> None:
-        if len(grads) != len(self._variables):
-            raise ValueError(f"{len(grads)} gradient tensors for {len(self._variables)} parameter tensors")
+        check_arity(grads, len(self._variables), "gradient")
 
     def set_state(
         self, params: Sequence[np.ndarray], state: Mapping[str, Sequence[np.ndarray]], count: int | None
     ) -> None:
         """Assign the parameters, every slot and the counter in place (each value in its variable's dtype; a
         count of None leaves the counter as it is)."""
-        if len(params) != len(self._variables):
-            raise ValueError(f"{len(params)} parameter arrays for {len(self._variables)} parameter tensors")
-        missing = [name for name in self._slots if name not in state]
-        if missing:
-            raise ValueError(f"the state needs slots {missing}; got {sorted(state)}")
-        for name in self._slots:
-            if len(state[name]) != len(self._variables):
-                raise ValueError(f"slot {name!r}: {len(state[name])} arrays for {len(self._variables)} tensors")
+        check_arity(params, len(self._variables), "parameter")
+        check_state(self._slots, state, len(self._variables))
         for index, variable in enumerate(self._variables):
             assign(variable, params[index], f"parameter {index}")
         self._assign_slots(state)

@@ -55,7 +55,8 @@ import numpy as np
 import reference
 
 from ..adapter import Capabilities, LiveOptimizer
-from ._convert import carrier, common_dtype, restore
+from ..kit import carrier, check_arity, check_dialect, common_dtype, restore
+from ..kit import to_numpy as kit_to_numpy
 
 __all__ = [
     "MANIFEST",
@@ -120,7 +121,7 @@ def to_array(array: np.ndarray) -> Any:
 
 
 def to_numpy(array: Any, dtype: str) -> np.ndarray:
-    return restore(np.asarray(array), dtype)
+    return kit_to_numpy(array, dtype, carried=dtype not in _JAX_NATIVE)
 
 
 def optax_kwargs(dialect: reference.Dialect, hparams: Mapping[str, Any]) -> dict[str, Any]:
@@ -296,8 +297,7 @@ class OptaxLive:
         return self._state
 
     def _arrays(self, values: Sequence[Any], what: str) -> list[Any]:
-        if len(values) != len(self._shapes):
-            raise ValueError(f"{len(values)} {what} arrays for {len(self._shapes)} parameter tensors")
+        check_arity(values, len(self._shapes), what)
         out = []
         for index, (value, shape) in enumerate(zip(values, self._shapes, strict=True)):
             array = np.asarray(value)
@@ -308,8 +308,7 @@ class OptaxLive:
 
     def step(self, grads: Sequence[np.ndarray], loss: float | None = None) -> None:
         del loss  # no optax transformation in scope takes a loss
-        if len(grads) != len(self._shapes):
-            raise ValueError(f"{len(grads)} gradient tensors for {len(self._shapes)} parameter tensors")
+        check_arity(grads, len(self._shapes), "gradient")
         with self.x64():
             # Gradients take the parameters' format, rounded by NumPy (exact to nearest, bfloat16 included).
             arrays = [to_array(np.asarray(g).astype(self._format.np_dtype)) for g in grads]
@@ -481,10 +480,6 @@ class OptaxAdapter:
         _, optax = _jax()
         return getattr(optax, _DEFAULT_FACTORIES[self.dialect.id])
 
-    def _check(self, dialect: str) -> None:
-        if dialect != self.dialect.id:
-            raise ValueError(f"{self.name} implements {self.dialect.id}, not {dialect}")
-
     def _transform(self, kwargs: Mapping[str, Any], x64: bool) -> tuple[Any, Callable[..., Any]]:
         """The transformation and its update function (jitted or not), shared by optimizers with the same
         hyperparameters and 64-bit mode, so that a jitted one compiles once per shape and format."""
@@ -507,7 +502,7 @@ class OptaxAdapter:
         return built
 
     def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> OptaxLive:
-        self._check(dialect)
+        check_dialect(self.name, self.dialect.id, dialect)
         dtype = common_dtype(params)
         with x64_scope(dtype):
             transform, update = self._transform(optax_kwargs(self.dialect, hparams), dtype == "float64")

@@ -23,7 +23,8 @@ import numpy as np
 from conformance.adapter import Capabilities, LiveOptimizer, builtin_manifest
 from reference import get as get_dialect
 
-from ._tf_common import TF_DTYPES, VariablesLive, check_dialect, import_tensorflow, tf_gradient, variable_name
+from ..kit import check_dialect
+from ._tf_common import TF_DTYPES, VariablesLive, import_tensorflow, tf_gradient, variable_name
 
 __all__ = ["CHECKPOINT", "TFRawAdapter", "subjects"]
 

@@ -23,7 +23,6 @@ Beyond the core protocol, through torch's own mechanisms:
 
 from __future__ import annotations
 
-import json
 import pathlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,8 +33,9 @@ import reference
 from reference.sparse import SparseGrad
 
 from ..adapter import Capabilities, LiveOptimizer, builtin_manifest
+from ..kit import carrier, check_arity, check_dialect, check_state, common_dtype, dtype_name, json_config
+from ..kit import to_numpy as kit_to_numpy
 from ._claims import sparse_claim
-from ._convert import carrier, common_dtype, dtype_name, restore
 
 if TYPE_CHECKING:
     import torch
@@ -86,8 +86,8 @@ def to_numpy(tensor: torch.Tensor, dtype: str) -> np.ndarray:
     torch = _torch()
     values = tensor.detach().cpu()
     if values.dtype == torch.bfloat16:  # NumPy has no native bfloat16 for torch to hand over
-        values = values.to(torch.float32)
-    return restore(values.numpy(), dtype)
+        return kit_to_numpy(values.to(torch.float32).numpy(), dtype, carried=True)
+    return kit_to_numpy(values.numpy(), dtype)
 
 
 def _constructor_value(value: Any) -> Any:
@@ -151,8 +151,7 @@ class TorchLive:
 
     def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
         torch = _torch()
-        if len(grads) != len(self._tensors):
-            raise ValueError(f"{len(grads)} gradient tensors for {len(self._tensors)} parameter tensors")
+        check_arity(grads, len(self._tensors), "gradient")
         sparse = False
         for tensor, grad in zip(self._tensors, grads, strict=True):
             if isinstance(grad, SparseGrad):
@@ -220,14 +219,8 @@ class TorchLive:
         fused and capturable paths). A counter that this `step` cannot hold exactly is refused.
         """
         torch = _torch()
-        if len(params) != len(self._tensors):
-            raise ValueError(f"{len(params)} parameter arrays for {len(self._tensors)} parameter tensors")
-        missing = [name for name in self._dialect.slots.values() if name not in state]
-        if missing:
-            raise ValueError(f"{self._dialect.id} state needs slots {missing}; got {sorted(state)}")
-        for name in self._dialect.slots.values():
-            if len(state[name]) != len(self._tensors):
-                raise ValueError(f"slot {name!r}: {len(state[name])} arrays for {len(self._tensors)} tensors")
+        check_arity(params, len(self._tensors), "parameter")
+        check_state(self._dialect.slots.values(), state, len(self._tensors))
         group = self._optimizer.param_groups[0]
         counter = self._dialect.counter
         with torch.no_grad():
@@ -250,9 +243,7 @@ class TorchLive:
     def config(self) -> dict[str, Any]:
         """The first param group's hyperparameters, everything but "params", as JSON values."""
         group = self._optimizer.param_groups[0]
-        config = {name: _json_value(name, value) for name, value in group.items() if name != "params"}
-        json.dumps(config, allow_nan=True)  # anything that slipped through fails here, not in the runner
-        return config
+        return json_config({name: _json_value(name, value) for name, value in group.items() if name != "params"})
 
     def save(self, directory: pathlib.Path) -> None:
         _torch().save(self._optimizer.state_dict(), pathlib.Path(directory) / STATE_FILE)
@@ -327,10 +318,6 @@ class TorchAdapter:
     def optimizer_class(self) -> type:
         return self._optimizer_class or getattr(_torch().optim, _default_class_name(self.dialect))
 
-    def _check(self, dialect: str) -> None:
-        if dialect != self.dialect.id:
-            raise ValueError(f"{self.name} implements {self.dialect.id}, not {dialect}")
-
     def _build(self, kwargs: Mapping[str, Any], params: Sequence[np.ndarray]) -> TorchLive:
         dtype = common_dtype(params)
         tensors = [to_tensor(np.asarray(p)).requires_grad_(True) for p in params]
@@ -340,19 +327,19 @@ class TorchAdapter:
         return {k: _constructor_value(v) for k, v in hparams.items()} | self._fixed_kwargs
 
     def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
-        self._check(dialect)
+        check_dialect(self.name, self.dialect.id, dialect)
         return self._build(self._kwargs(hparams), params)
 
     def from_config(self, dialect: str, config: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
         """The class constructed with `config` (a `TorchLive.config()`); the flavour's keywords only fill gaps."""
-        self._check(dialect)
+        check_dialect(self.name, self.dialect.id, dialect)
         return self._build(self._fixed_kwargs | {k: _constructor_value(v) for k, v in config.items()}, params)
 
     def load(
         self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray], directory: pathlib.Path
     ) -> LiveOptimizer:
         """Fresh tensors holding `params`, a fresh optimizer with `hparams`, then torch's own `load_state_dict`."""
-        self._check(dialect)
+        check_dialect(self.name, self.dialect.id, dialect)
         live = self._build(self._kwargs(hparams), params)
         saved = _torch().load(pathlib.Path(directory) / STATE_FILE, weights_only=True)
         live.optimizer.load_state_dict(saved)

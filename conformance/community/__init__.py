@@ -32,5 +32,7 @@ IMPLEMENTATIONS = [ANSWER, QUESTION]
 def subjects() -> list[Any]:
     """The community classes as the built-in `--impl=community`."""
     return list(IMPLEMENTATIONS)
+
+
 for _adapter in IMPLEMENTATIONS:
     _adapter.manifest = MANIFEST  # type: ignore[attr-defined]
