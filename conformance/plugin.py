@@ -14,6 +14,7 @@ import pytest
 
 from . import report
 from .corpus import CorpusError
+from .isolation import ForkedRun
 from .manifest import Entry, KnownFailure, ManifestError
 from .registry import BUILT_INS
 from .session import Item, OptconfSession, Settings
@@ -63,6 +64,15 @@ OPTIONS: list[tuple[str, str | None, dict[str, Any]]] = [
             "metavar": "SECONDS",
             "help": f"the time limit of each check (default {DEFAULT_TIMEOUT}; 0: none): a check still running then "
             "fails with the timeout, and the run goes on",
+        },
+    ),
+    (
+        "--optconf-isolation",
+        "OPTCONF_ISOLATION",
+        {
+            "metavar": "MODE",
+            "help": "fork (default): the checks run in a forked process, so that a crash fails the check it was in "
+            "and the run goes on; off: in this process (pytest-xdist's -n gives its own boundary)",
         },
     ),
     ("--optconf-json", "OPTCONF_JSON", {"metavar": "FILE", "help": "write the JSON evidence report here"}),
@@ -208,9 +218,21 @@ def pytest_configure(config: pytest.Config) -> None:
             "--strict-manifest: entries that match nothing: " + "; ".join(e.describe() for e in stale)
         )
     config.pluginmanager.register(report.Evidence(session, json_path), "optconf-evidence")
+    if _isolated(config):
+        config.pluginmanager.register(ForkedRun(), "optconf-isolation")
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         # `pytest --impl=...` with no paths runs the conformance checks, not the project's own tests.
         config.args = [str(PACKAGE_DIR / "test_conformance.py")]
+
+
+def _isolated(config: pytest.Config) -> bool:
+    """Whether the checks run in a forked process: by default, unless pytest-xdist already runs them in workers."""
+    raw = option(config, "--optconf-isolation")
+    mode = "fork" if raw is None else str(raw).strip()
+    if mode not in ("fork", "off"):
+        raise pytest.UsageError(f"{_source('--optconf-isolation')} must be fork or off; got {raw!r}")
+    under_xdist = hasattr(config, "workerinput") or bool(config.getoption("numprocesses", None))
+    return mode == "fork" and not under_xdist
 
 
 def _fuzz_seed(config: pytest.Config) -> int:

@@ -5,9 +5,12 @@ changed another check's outcome) if a verdict could be had without comparing. te
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pathlib
+import signal
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -173,6 +176,29 @@ class Aborts(ReferenceLive):
         os.abort()
 
 
+class Segfaults(ReferenceLive):
+    """Reads address 0 in a step: a segmentation fault."""
+
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
+        ctypes.string_at(0)
+
+
+class HangsNatively(ReferenceLive):
+    """Never returns from a step, in a way no signal handler interrupts (SIGALRM blocked), as native code can."""
+
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(3600)
+
+
+class Warns(ReferenceLive):
+    """Correct, and warns at every step."""
+
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
+        warnings.warn("this optimizer is deprecated", DeprecationWarning, stacklevel=1)
+        super().step(grads, loss)
+
+
 class _Accepting:
     """An optimizer that takes any setting (the reference with the dialect's defaults)."""
 
@@ -221,5 +247,8 @@ borrows_the_spec = BorrowsTheSpec(["rprop/torch"], "borrows-the-spec")
 no_keywords = NoKeywords(["rprop/torch"], "no-keywords")
 hangs = Broken(Hangs, "hangs")
 aborts = Broken(Aborts, "aborts")
+segfaults = Broken(Segfaults, "segfaults")
+hangs_natively = Broken(HangsNatively, "hangs-natively")
+warns = Broken(Warns, "warns")
 misspelt_dtype = Broken(ReferenceLive, "misspelt-dtype")
 misspelt_dtype.capabilities = Capabilities(dialects=("rprop/torch",), dtypes=("flaot32",))

@@ -365,3 +365,62 @@ def test_under_xdist_a_crash_costs_its_check_and_is_in_the_evidence(pytester):
     records = json.loads(evidence.read_text())["results"]
     assert [r["status"] for r in records] == ["failed", "failed"]
     assert all(r["diagnosis"].startswith("WorkerCrash: worker 'gw") and r["check"] == "trajectory" for r in records)
+
+
+# --- a plain `pytest --impl=X` is protected: the checks run in a forked process --------------------------------
+
+TWO_CHECKS = only("(rprop/torch-float32-tc0043 or rprop/torch-float32-tc0044) and trajectory")
+
+
+def run_apart(pytester, *args):
+    # A crash must not take the test session with it: these runs are always a process of their own.
+    return pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
+
+
+@pytest.mark.parametrize(("adapter", "signal_name"), [("aborts", "SIGABRT"), ("segfaults", "SIGSEGV")])
+def test_by_default_a_crash_costs_its_check_and_the_run_writes_its_evidence(pytester, adapter, signal_name):
+    evidence = pytester.path / "evidence.json"
+    result = run_apart(pytester, f"--impl={BROKEN}:{adapter}", f"--optconf-json={evidence}", *TWO_CHECKS)
+    assert result.ret == 1
+    assert result.parseoutcomes()["failed"] == 2
+    result.stdout.fnmatch_lines(
+        [
+            f"*Crash: the check's process died of {signal_name} while running *tc0043*",
+            "*optconf: 2 check(s) crashed their process; each failed, and the run went on*",
+            "*evidence written to*",
+        ]
+    )
+    records = json.loads(evidence.read_text())["results"]
+    assert [(r["tcid"], r["status"]) for r in records] == [("tc0043", "failed"), ("tc0044", "failed")]
+    assert {r["diagnosis"] for r in records} == {f"Crash: the check's process died of {signal_name}"}
+
+
+def test_a_native_hang_is_killed_at_its_time_limit_and_the_run_goes_on(pytester):
+    evidence = pytester.path / "evidence.json"
+    result = run_apart(
+        pytester, f"--impl={BROKEN}:hangs_natively", "--optconf-timeout=1", f"--optconf-json={evidence}", *TWO_CHECKS
+    )
+    assert result.ret == 1
+    assert result.parseoutcomes()["failed"] == 2
+    result.stdout.fnmatch_lines(["*Crash: the check did not finish within 1 s and could not be interrupted*"])
+    assert [r["status"] for r in json.loads(evidence.read_text())["results"]] == ["failed", "failed"]
+
+
+def test_a_forked_run_reports_as_an_in_process_one(pytester):
+    """Same outcomes, the checks' warnings in the summary, and -x still stops at the first failure."""
+    args = [f"--impl={BROKEN}:warns", *only("rprop/torch-float32 and (trajectory or teacher_forced)")]
+    forked = run_apart(pytester, *args)
+    in_process = run_apart(pytester, *args, "--optconf-isolation=off")
+    assert forked.ret == in_process.ret == 0
+    assert forked.parseoutcomes() == in_process.parseoutcomes()
+    for result in (forked, in_process):
+        result.stdout.fnmatch_lines(["*warnings summary*", "*DeprecationWarning: this optimizer is deprecated*"])
+    stopped = run_apart(pytester, f"--impl={BROKEN}:aborts", "-x", *TWO_CHECKS)
+    assert stopped.ret == 1
+    assert stopped.parseoutcomes()["failed"] == 1
+
+
+def test_isolation_takes_fork_or_off(pytester):
+    result = run(pytester, "--impl=reference", "--optconf-isolation=thread")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --optconf-isolation (or OPTCONF_ISOLATION) must be fork or off; got 'thread'"])
