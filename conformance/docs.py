@@ -82,6 +82,21 @@ def checks_section() -> str:
     return "\n".join(lines) + "\n"
 
 
+def flags_section() -> str:
+    """The case flags, from reference/vectors/flags.py, where each is defined."""
+    from reference.vectors.flags import FLAGS
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| Flag | What the case tests | The defect it catches |", "| --- | --- | --- |"]
+    for name, note in FLAGS.items():
+        links = " ".join(f"<{link}>" for link in note.links)
+        bug = " ".join(part for part in (cell(note.bug or ""), links) if part)
+        lines.append(f"| `{name}` | {cell(note.description)} | {bug} |")
+    return "\n".join(lines) + "\n"
+
+
 def tolerance_section() -> str:
     """The k table, from conformance/tolerance.py."""
     from conformance.tolerance import K_TABLE
@@ -110,6 +125,7 @@ GENERATED: dict[str, Callable[[], str]] = {
     "vector-format": vector_format_section,
     "options": options_section,
     "checks": checks_section,
+    "flags": flags_section,
     "tolerance-table": tolerance_section,
 }
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import MISSING, fields
 from typing import Any
 
 import numpy as np
@@ -120,11 +121,12 @@ def framework_kwargs(
 ) -> dict[str, Any]:
     """The case's hyperparameters with the dialect's defaults filled in, ready for the framework's constructor.
 
-    - Every hyperparameter the dialect exposes is present, under its framework name: what the case sets, else
-      the dialect's default. A framework with other defaults is thus configured as the dialect says.
+    - Every hyperparameter that the dialect exposes and gives a default is present, under its framework name: what
+      the case sets, else the dialect's default. A framework with other defaults is thus configured as the
+      dialect says.
     - `lacks` names the framework keywords the framework does not have. Each is dropped when the case leaves it
-      at the dialect's default (the framework behaves so implicitly), and is `Unsupported` when the case sets
-      another value.
+      at its default (the dialect's, else the family's: `maximize=False`), since the framework behaves so
+      implicitly, and is `Unsupported` when the case sets another value.
     - `rename` maps dialect names to the framework's own keywords, for a framework tested against a dialect
       named after another one.
     - Names the dialect does not know (a removed keyword that the invalid-hyperparameter check passes) and
@@ -135,8 +137,11 @@ def framework_kwargs(
     for name in hparams:
         target = dialect.names.get(name)
         given_targets.update(target if isinstance(target, tuple) else (target,) if target else ())
-    unset = {t: v for t, v in dialect.defaults.items() if t not in given_targets}
-    defaults = dialect.framework_hparams(dialect.defaults)
+    exposed = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
+    # A default the dialect has no keyword for (keras2's initial accumulator) is fixed, not passed.
+    unset = {t: v for t, v in dialect.defaults.items() if t in exposed and t not in given_targets}
+    family = {f.name: f.default for f in fields(dialect.family.hparams_type) if f.default is not MISSING}
+    defaults = dialect.framework_hparams({t: v for t, v in (family | dict(dialect.defaults)).items() if t in exposed})
     out = dialect.framework_hparams(unset) | dict(hparams)
     for name in lacks:
         if name not in out:
