@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance.inputs import one_line, parse_json, shown
+from conformance.inputs import one_line, parse_json, read_regular, shown
 
 __all__ = ["main"]
 
@@ -81,11 +81,20 @@ def trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _corpus_root(given: str | None) -> pathlib.Path:
+    """The folder given, else the default corpus; none at all is a usage error."""
+    from conformance.corpus import CorpusError, default_root
+
+    try:
+        return pathlib.Path(given) if given else default_root()
+    except CorpusError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def generate(args: argparse.Namespace) -> int:
-    from conformance.corpus import default_root
     from reference.vectors.generate import Selection, build, diff_summary, write
 
-    root = pathlib.Path(args.out) if args.out else default_root()
+    root = _corpus_root(args.out)
     selection = Selection(
         tuple(args.dialect) if args.dialect else None,
         tuple(args.dtype) if args.dtype else None,
@@ -93,11 +102,11 @@ def generate(args: argparse.Namespace) -> int:
     )
     if args.check and not selection.is_complete:
         raise UsageError("--check compares whole files: it takes --dialect but no --dtype or --level")
-    if not selection.is_complete and root.resolve() == default_root().resolve():
+    if not selection.is_complete and root.resolve() == _corpus_root(None).resolve():
         raise UsageError("--dtype and --level write a partial corpus: give --out DIR so the corpus is kept whole")
     files = build(selection, jobs=args.jobs, progress=not args.quiet)
     if args.check:
-        differences = diff_summary(root, files)
+        differences = diff_summary(root, files, read=read_regular)
         for line in differences:
             print(line, file=sys.stderr)
         if differences:
@@ -114,12 +123,9 @@ def generate(args: argparse.Namespace) -> int:
 
 
 def lint(args: argparse.Namespace) -> int:
-    from conformance.corpus import CorpusError, default_root, problems
+    from conformance.corpus import problems
 
-    try:
-        root = pathlib.Path(args.root) if args.root else default_root()
-    except CorpusError as exc:  # no corpus at all: nothing to lint
-        raise UsageError(str(exc)) from None
+    root = _corpus_root(args.root)
     found = problems(root)
     for line in found:
         print(line, file=sys.stderr)

@@ -136,13 +136,27 @@ def parse_json(data: bytes | str, what: str) -> Any:
     if depth > MAX_DEPTH:
         raise InputError(f"{what}: JSON nested {depth} levels deep; at most {MAX_DEPTH} are accepted")
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except DuplicateKey as exc:
+        raise InputError(f"{what}: the key {exc.args[0]!r} is given twice in one object") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{what}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except RecursionError:  # only if the scan above were wrong: the parser recurses once per level
         raise InputError(f"{what}: JSON nested too deep") from None
     except ValueError:  # an integer of more than sys.get_int_max_str_digits() digits
         raise InputError(f"{what}: not valid JSON (a number too long to convert)") from None
+
+
+class DuplicateKey(ValueError):
+    """A JSON object naming one key twice: JSON keeps the last silently, hiding an edit that meant the first."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        keys = [key for key, _ in pairs]
+        raise DuplicateKey(next(key for index, key in enumerate(keys) if key in keys[:index]))
+    return out
 
 
 def read_json(path: pathlib.Path) -> Any:

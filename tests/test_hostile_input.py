@@ -690,3 +690,27 @@ def test_any_json_document_is_a_case_or_one_line(value):
     except CorpusError as exc:
         assert str(exc).startswith("F: ")
         assert_one_line(str(exc))
+
+
+def test_a_key_given_twice_is_refused_wherever_json_is_read(corpus_copy, tmp_path, capsys):
+    relative = "adagrad/torch.json"
+    text = (corpus_copy / relative).read_text()
+    (corpus_copy / relative).write_text(text.replace('"family": ', '"family": "rprop", "family": ', 1))
+    pin(corpus_copy, relative)
+    expect_problems(corpus_copy, (relative, "the key 'family' is given twice in one object"))
+    case = tmp_path / "case.json"
+    case.write_text('{"dialect": "adagrad/torch", "dialect": "rprop/torch"}')
+    assert_usage_error(
+        cli(capsys, "explain", "--case-json", str(case), "--impl", "reference"),
+        "explain",
+        "the key 'dialect' is given twice in one object",
+    )
+
+
+def test_generate_check_refuses_a_corpus_file_that_is_not_regular_without_blocking(corpus_copy):
+    os.remove(corpus_copy / "rprop/torch.json")
+    os.mkfifo(corpus_copy / "rprop/torch.json")
+    result = run_cli("generate", "--check", "--quiet", "--dialect", "rprop/torch", "--out", str(corpus_copy))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("optconf generate: error: ") and "a FIFO, not a regular file" in result.stderr
+    assert len(result.stderr.splitlines()) == 1

@@ -8,7 +8,7 @@ import multiprocessing
 import pathlib
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,10 +247,16 @@ def write(root: pathlib.Path, files: dict[str, bytes]) -> None:
     (root / "MANIFEST.json").write_bytes(manifest(present))
 
 
-def diff_summary(root: pathlib.Path, files: dict[str, bytes], limit: int = 20) -> list[str]:
+def diff_summary(
+    root: pathlib.Path,
+    files: dict[str, bytes],
+    limit: int = 20,
+    read: Callable[[pathlib.Path], bytes] = pathlib.Path.read_bytes,
+) -> list[str]:
     """Readable differences between the corpus on disk and freshly generated `files` (empty if identical).
 
-    `files` may be a subset of the dialects; the manifest is then compared for those files only.
+    `files` may be a subset of the dialects; the manifest is then compared for those files only. `read` reads a
+    file on disk (the command line passes one that refuses anything but a regular file of sane size).
     """
     lines: list[str] = []
     for path, fresh in files.items():
@@ -258,14 +264,13 @@ def diff_summary(root: pathlib.Path, files: dict[str, bytes], limit: int = 20) -
         if not target.exists():
             lines.append(f"{path}: missing on disk")
             continue
-        old = target.read_bytes()
+        old = read(target)
         if old != fresh:
             lines.extend(_case_diffs(path, old, fresh, limit))
     fresh_manifest = manifest(files)
-    try:
-        on_disk = (root / "MANIFEST.json").read_bytes()
-    except OSError:
+    if not (root / "MANIFEST.json").exists():
         return [*lines, "MANIFEST.json: missing on disk"]
+    on_disk = read(root / "MANIFEST.json")
     if len(files) == len(DIALECTS):
         if on_disk != fresh_manifest:
             lines.append("MANIFEST.json: differs")
