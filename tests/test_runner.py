@@ -8,7 +8,6 @@ from _runner_helpers import BROKEN, literal, write_manifest
 pytest_plugins = ["pytester"]
 
 
-
 def subset(more=None):
     """rprop/torch in float32 only (and `more`, a -k expression), to keep these runs short."""
     expression = "rprop/torch-float32" + (f" and ({more})" if more else "")

@@ -11,7 +11,6 @@ from _runner_helpers import BROKEN, write_manifest
 pytest_plugins = ["pytester"]
 
 
-
 def run(pytester, *args):
     return pytester.runpytest_inprocess(*args, "-p", "no:cacheprovider")
 
@@ -201,8 +200,9 @@ def test_a_check_gives_the_same_verdicts_whichever_checks_ran_before(pytester):
     verdicts = {}
     for name, result in (("together", together), ("alone", alone)):
         verdicts[name] = {
-            line.split(" ", 1)[1] for line in result.outlines if line.startswith(("PASSED", "FAILED")) and "trajectory"
-            in line
+            line.split(" ", 1)[1]
+            for line in result.outlines
+            if line.startswith(("PASSED", "FAILED")) and "trajectory" in line
         }
     assert verdicts["together"] and verdicts["together"] == verdicts["alone"]
     assert together.parseoutcomes()["passed"] > 50 and alone.ret == 0
