@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias, TypeGuard
 
 import numpy as np
 
@@ -302,7 +302,7 @@ def _shape(variable: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in variable.shape)
 
 
-def _one_per_parameter(candidates: Any, params: Sequence[Any]) -> bool:
+def _one_per_parameter(candidates: object, params: Sequence[Any]) -> TypeGuard[Sequence[Any]]:
     """Whether `candidates` is a sequence of one variable per parameter, in order, each shaped like it."""
     if isinstance(candidates, str | bytes) or not isinstance(candidates, Sequence) or len(candidates) != len(params):
         return False  # tf_keras wraps a list attribute in a ListWrapper: a Sequence, not a list
@@ -346,7 +346,7 @@ def locate_slot(
         return named[index]
     attribute = getattr(optimizer, source, None) if source.isidentifier() else None
     if _one_per_parameter(attribute, params):
-        return attribute[index]  # type: ignore[index]
+        return attribute[index]
     mismatch = f" ({len(named)} variables are named {source!r}, for {len(params)} parameters)" if named else ""
     raise LookupError(
         f"{owner} keeps no slot {source!r} for parameter {index} (shape {list(_shape(variable))}) where "

@@ -386,7 +386,8 @@ class OptaxLive:
             layout.append({"dtype": value.dtype.name, "shape": list(value.shape)})
             arrays[f"leaf{index}"] = np.frombuffer(value.tobytes(order="C"), dtype=np.uint8)
         directory = pathlib.Path(directory)
-        np.savez(directory / STATE_FILE, **arrays)
+        # mypy matches the ** names against savez's `allow_pickle: bool` too; they are leaf0, leaf1, ...
+        np.savez(directory / STATE_FILE, **arrays)  # type: ignore[arg-type]
         document = {"version": _LAYOUT_VERSION, "dtype": self._dtype, "treedef": str(treedef), "leaves": layout}
         (directory / LAYOUT_FILE).write_text(json.dumps(document, indent=1), encoding="utf-8")
 
