@@ -13,6 +13,7 @@ import pytest
 
 import reference
 
+from .adapter import versions_of
 from .checks import CHECKS, invalid_settings
 from .manifest import Entry
 from .session import Item, OptconfSession
@@ -183,7 +184,7 @@ class Evidence:
                 {
                     "name": a.name,
                     "capabilities": a.capabilities.as_dict(),
-                    "versions": getattr(a, "versions", lambda: {})(),
+                    "versions": versions_of(a),
                 }
                 for a in session.adapters
             ],

@@ -249,10 +249,8 @@ class KerasAdapter(KerasStyleAdapter):
 
 def subjects() -> list[KerasAdapter]:
     """Keras 3's built-in Adagrad on the configured backend, with that backend's known-failure manifest."""
-    adapters = [KerasAdapter(dialect=dialect) for dialect in KerasAdapter.built_in]
-    for adapter in adapters:
-        adapter.manifest = backend_manifest(adapter.backend)  # type: ignore[attr-defined]
-    return adapters
+    manifest = backend_manifest(configured_backend())  # the backend each adapter reads as it is built
+    return [KerasAdapter(dialect=dialect, manifest=manifest) for dialect in KerasAdapter.built_in]
 
 
 def backend_manifest(backend: str) -> pathlib.Path:
