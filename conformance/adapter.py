@@ -3,7 +3,17 @@
 An adapter makes live optimizers for the dialects it claims; a live optimizer takes gradients and reports its
 parameters and state as NumPy arrays, under the dialect's own slot names. Methods beyond the core four are needed
 only for the capabilities an adapter declares; a check that needs an undeclared capability is skipped with the
-reason, never failed.
+reason, never failed. `StatefulOptimizer` and `FullAdapter` type those methods; the runner narrows to them only
+once the capability is declared.
+
+An adapter may also carry three optional members, read only through the functions named here, which hold their
+defaults:
+
+- `manifest`: the path of its own known-failure manifest (`own_manifest`; default none, and a built-in then
+  falls back to the one in `conformance.registry`);
+- `versions()`: framework name -> version, for the report header (`versions_of`; default none reported);
+- `how_to_claim`: capability -> how a user claims it, for what the adapter does not claim (`claim_hint`; default
+  no hint).
 """
 
 from __future__ import annotations
@@ -17,7 +27,21 @@ import numpy as np
 
 from reference.sparse import SparseGrad
 
-__all__ = ["Adapter", "Capabilities", "LiveOptimizer", "StepResult", "builtin_manifest", "drive", "handed", "read"]
+__all__ = [
+    "Adapter",
+    "Capabilities",
+    "FullAdapter",
+    "LiveOptimizer",
+    "StatefulOptimizer",
+    "StepResult",
+    "builtin_manifest",
+    "claim_hint",
+    "drive",
+    "handed",
+    "own_manifest",
+    "read",
+    "versions_of",
+]
 
 
 def builtin_manifest(spec: str) -> pathlib.Path:
@@ -105,6 +129,8 @@ class Adapter(Protocol):
 
 
 class FullAdapter(Adapter, Protocol):
+    """The optional methods, each behind a capability."""
+
     def from_config(self, dialect: str, config: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
         """A fresh optimizer built from `LiveOptimizer.config()` output (capability `config`)."""
         ...
@@ -115,9 +141,30 @@ class FullAdapter(Adapter, Protocol):
         """A fresh optimizer whose state (and parameters) come from `save`'s directory (capability `serialize`)."""
         ...
 
-    def versions(self) -> dict[str, str]:
-        """Framework name -> version, for the report header."""
-        ...
+
+# The optional members. Each is duck-typed (a user's adapter need not have it), so it is read here, once, with its
+# default, rather than declared in a protocol that every adapter would then have to satisfy.
+
+
+def own_manifest(adapter: Adapter) -> pathlib.Path | None:
+    """The adapter's own known-failure manifest: its `manifest` attribute (a path), or None if it names none."""
+    manifest = getattr(adapter, "manifest", None)
+    return pathlib.Path(manifest) if manifest else None
+
+
+def versions_of(adapter: Adapter) -> dict[str, str]:
+    """What the adapter's `versions()` reports (framework name -> version), or nothing if it has no `versions`."""
+    versions = getattr(adapter, "versions", None)
+    if versions is None:
+        return {}
+    reported: dict[str, str] = versions()
+    return reported
+
+
+def claim_hint(adapter: Adapter, capability: str) -> str | None:
+    """How a user claims `capability` for their class (the adapter's `how_to_claim`), if the adapter says."""
+    hints: Mapping[str, str] = getattr(adapter, "how_to_claim", {})
+    return hints.get(capability)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pathlib
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -18,7 +18,7 @@ import reference
 from reference._numerics import FloatFormat, bits_to_hex, decimal_string, format_of
 from reference.sparse import SparseGrad
 
-from .adapter import Adapter, LiveOptimizer, StepResult, handed, read
+from .adapter import Adapter, FullAdapter, LiveOptimizer, StatefulOptimizer, StepResult, claim_hint, handed, read
 from .adapters.reference import ReferenceLive
 from .corpus import Case, ExpectedStep
 from .tolerance import Bound, bound_for, exact_class_mismatch, scaled_error, ulp_distance
@@ -164,10 +164,21 @@ def _compare_values(
 # out (`read`), so no check can change what another check expects or sees.
 
 
-def _needs(ctx: Context, capability: str, why: str) -> None:
+def _needs(ctx: Context, capability: str, why: str) -> FullAdapter:
+    """Skip unless the adapter declares `capability`; then the adapter, typed with the methods it unlocks."""
     if not getattr(ctx.adapter.capabilities, capability):
-        hint = getattr(ctx.adapter, "how_to_claim", {}).get(capability)  # e.g. "pass sparse=True to TorchAdapter"
+        hint = claim_hint(ctx.adapter, capability)  # e.g. "pass sparse=True to TorchAdapter"
         raise CheckSkip(f"capability '{capability}' not declared, which {why}" + (f"; {hint}" if hint else ""))
+    # The optional methods cannot be checked at run time (an adapter has only those its capabilities name), so the
+    # declared capability is what licenses the narrowing.
+    return cast(FullAdapter, ctx.adapter)
+
+
+def _unlocked(ctx: Context, capability: str, optimizer: LiveOptimizer) -> StatefulOptimizer:
+    """`optimizer` typed with the methods behind `capability`, which the check has required with `_needs`."""
+    if not getattr(ctx.adapter.capabilities, capability):  # a bug in the check, not in the adapter
+        raise RuntimeError(f"a check used capability '{capability}' without requiring it")
+    return cast(StatefulOptimizer, optimizer)
 
 
 def _grads_supported(ctx: Context) -> None:
@@ -188,7 +199,7 @@ def _create(ctx: Context) -> LiveOptimizer:
     count, slots = ctx.case.initial_state
     if count:
         _needs(ctx, "set_state", f"starting the counter at {count} needs")
-        optimizer.set_state(handed(ctx.case.initial_params), handed(slots), count)  # type: ignore[attr-defined]
+        _unlocked(ctx, "set_state", optimizer).set_state(handed(ctx.case.initial_params), handed(slots), count)
     return optimizer
 
 
@@ -231,11 +242,11 @@ def check_teacher_forced(ctx: Context, outcome: Outcome, cache: dict[str, Any]) 
     _needs(ctx, "set_state", "teacher forcing needs")
     _grads_supported(ctx)
     case = ctx.case
-    optimizer = _fresh(ctx)
+    optimizer = _unlocked(ctx, "set_state", _fresh(ctx))
     count, slots = case.initial_state
     states = [(case.initial_params, slots, count), *[(e.params, e.state, e.count) for e in case.expected[:-1]]]
     for t, (params, state, counter) in enumerate(states):
-        optimizer.set_state(handed(params), handed(state), counter)  # type: ignore[attr-defined]
+        optimizer.set_state(handed(params), handed(state), counter)
         optimizer.step(handed(case.grads[t]), _loss(case, t))
         compare(ctx, t + 1, read(optimizer), case.expected[t], outcome)
 
@@ -266,16 +277,16 @@ def check_counter_and_slots(ctx: Context, outcome: Outcome, cache: dict[str, Any
 
 def check_config_round_trip(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
     """get_config -> from_config keeps the configuration and behaves bit-identically."""
-    _needs(ctx, "config", "the config round trip needs")
+    adapter = _needs(ctx, "config", "the config round trip needs")
     _grads_supported(ctx)
     case = ctx.case
-    original = _create(ctx)
-    config = original.config()  # type: ignore[attr-defined]
-    rebuilt = ctx.adapter.from_config(case.dialect, handed(config), handed(case.initial_params))  # type: ignore[attr-defined]
+    original = _unlocked(ctx, "config", _create(ctx))
+    config = original.config()
+    rebuilt = _unlocked(ctx, "config", adapter.from_config(case.dialect, handed(config), handed(case.initial_params)))
     count, slots = case.initial_state
-    if count:
-        rebuilt.set_state(handed(case.initial_params), handed(slots), count)  # type: ignore[attr-defined]
-    again = rebuilt.config()  # type: ignore[attr-defined]
+    if count:  # `_create` has required set_state for this counter
+        _unlocked(ctx, "set_state", rebuilt).set_state(handed(case.initial_params), handed(slots), count)
+    again = rebuilt.config()
     if again != config:
         changed = sorted(k for k in set(config) | set(again) if config.get(k) != again.get(k))
         raise ctx.fail(
@@ -290,19 +301,17 @@ def check_config_round_trip(ctx: Context, outcome: Outcome, cache: dict[str, Any
 
 def check_checkpoint(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
     """Save after step k, load into a fresh optimizer, continue: bit-identical to the uninterrupted run."""
-    _needs(ctx, "serialize", "save/load needs")
+    adapter = _needs(ctx, "serialize", "save/load needs")
     case = ctx.case
     k = case.checkpoint
     if k is None:
         raise CheckSkip("the case has no checkpoint step")
     uninterrupted = _free(ctx, cache)
-    first = _create(ctx)
+    first = _unlocked(ctx, "serialize", _create(ctx))
     before = free_run(ctx, steps=k, optimizer=first)
     with tempfile.TemporaryDirectory(prefix="optconf-") as folder:
-        first.save(pathlib.Path(folder))  # type: ignore[attr-defined]
-        resumed = ctx.adapter.load(  # type: ignore[attr-defined]
-            case.dialect, handed(case.hparams), handed(before[-1].params), pathlib.Path(folder)
-        )
+        first.save(pathlib.Path(folder))
+        resumed = adapter.load(case.dialect, handed(case.hparams), handed(before[-1].params), pathlib.Path(folder))
     loaded = read(resumed)
     _bit_identical(ctx, [before[-1]], [loaded], f"the optimizer loaded after step {k}", outcome, first_step=k)
     after = []
@@ -390,10 +399,10 @@ def check_replicas(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> Non
     case = ctx.case
     if any(not isinstance(g, np.ndarray) for row in case.grads for g in row) or case.losses is not None:
         raise CheckSkip("replica aggregation is checked on dense cases without losses")
-    optimizer = _create(ctx)
+    optimizer = _unlocked(ctx, "replicas", _create(ctx))
     for t, row in enumerate(case.grads):
         halves = [_halve(g) for g in row]
-        optimizer.step_replicated([[h[0] for h in halves], [h[1] for h in halves]])  # type: ignore[attr-defined]
+        optimizer.step_replicated([[h[0] for h in halves], [h[1] for h in halves]])
         compare(ctx, t + 1, read(optimizer), case.expected[t], outcome)
 
 

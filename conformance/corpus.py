@@ -490,7 +490,7 @@ def _agreement_problems(case: Case, dialect: Dialect) -> Iterator[str]:
     for step, row in enumerate(case.grads):
         if [getattr(g, "shape", None) for g in row] != shapes:  # a row-sparse gradient has no shape of its own
             yield from _grad_problems(f"grads[{step}]", row, shapes)
-    sizes = [(math.prod(shape),) for shape in shapes]  # branches are stored flat
+    sizes: list[tuple[int, ...]] = [(math.prod(shape),) for shape in shapes]  # branches are stored flat
     for step, expected in enumerate(case.expected):
         if _fits(expected, shapes, layout, sizes, dialect):
             continue  # the common case, decided without building a path or a message

@@ -8,7 +8,7 @@ from typing import TextIO
 
 import numpy as np
 
-from reference._numerics import bits_to_hex, decimal_string
+from reference._numerics import FloatFormat, bits_to_hex, decimal_string
 
 from .checks import BRANCH_NAMES, CheckSkip, Context, free_run
 from .corpus import Case, load
@@ -88,5 +88,5 @@ def explain(case: Case, impl: str, subject: str | None, out: TextIO) -> int:
     return 1 if diverged else 0
 
 
-def _text(x: np.generic, fmt: object) -> str:
-    return f"{bits_to_hex(x, fmt)} {decimal_string(x, 12)}"  # type: ignore[arg-type]
+def _text(x: np.generic | np.ndarray, fmt: FloatFormat) -> str:
+    return f"{bits_to_hex(x, fmt)} {decimal_string(x, 12)}"

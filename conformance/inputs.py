@@ -130,7 +130,7 @@ def parse_json(data: bytes | str, what: str) -> Any:
             raw, text = data.encode("utf-8"), data  # a lone surrogate: argv bytes that were not UTF-8
         else:
             raw, text = data, data.decode("utf-8")
-    except UnicodeError as exc:
+    except (UnicodeEncodeError, UnicodeDecodeError) as exc:  # what encode and decode raise
         raise InputError(f"{what}: not UTF-8 ({exc.reason} at offset {exc.start})") from None
     depth = nesting(raw)
     if depth > MAX_DEPTH:

@@ -13,6 +13,7 @@ import pytest
 
 import reference
 
+from .adapter import versions_of
 from .checks import CHECKS, invalid_settings
 from .manifest import Entry
 from .session import Item, OptconfSession
@@ -82,7 +83,7 @@ class Evidence:
         self.nothing_compared: str | None = None  # the one line, when the run compared nothing
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = dict(report.user_properties)
+        props: dict[str, Any] = dict(report.user_properties)
         view = props.get("optconf_item") or self._crashed(report)
         if view is None:
             return
@@ -112,7 +113,14 @@ class Evidence:
         impl = match["impl"] or self.session.adapters[0].name
         check, dialect, dtype, tcid = match["check"], match["dialect"], match["dtype"], match["tcid"]
         diagnosis = str(report.longrepr).strip().splitlines()[-1]
-        view = {"impl": impl, "dialect": dialect, "dtype": dtype, "tcid": tcid, "flags": [], "check": check}
+        view: dict[str, Any] = {
+            "impl": impl,
+            "dialect": dialect,
+            "dtype": dtype,
+            "tcid": tcid,
+            "flags": [],
+            "check": check,
+        }
         return view | {"diagnosis": f"WorkerCrash: {diagnosis}"}
 
     @pytest.hookimpl(tryfirst=True)
@@ -148,7 +156,7 @@ class Evidence:
             terminalreporter.write_line(f"optconf: evidence written to {self.json_path}")
 
     def summary_lines(self) -> list[str]:
-        cells: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
+        cells: dict[tuple[str, str, str], Counter[tuple[str, str]]] = defaultdict(Counter)
         for record in self.results.values():
             cells[record["impl"], record["dialect"], record["dtype"]][record["check"], record["status"]] += 1
         if not cells:
@@ -176,7 +184,7 @@ class Evidence:
                 {
                     "name": a.name,
                     "capabilities": a.capabilities.as_dict(),
-                    "versions": getattr(a, "versions", lambda: {})(),
+                    "versions": versions_of(a),
                 }
                 for a in session.adapters
             ],

@@ -10,7 +10,7 @@ from typing import Any
 
 import reference
 
-from .adapter import Adapter
+from .adapter import Adapter, own_manifest, versions_of
 from .checks import InvalidSetting
 from .corpus import Case, Corpus, load
 from .manifest import Entry, load_manifest
@@ -96,9 +96,9 @@ class OptconfSession:
             entry = built_in(settings.impl)
             registered = manifest_path(entry.manifest) if entry is not None and entry.manifest else None
             # An adapter's own `manifest` (Keras picks one per backend) wins over its built-in's registered one.
-            for path in dict.fromkeys(getattr(a, "manifest", None) or registered for a in adapters):
+            for path in dict.fromkeys(own_manifest(a) or registered for a in adapters):
                 if path is not None:
-                    entries.extend(load_manifest(pathlib.Path(path)))
+                    entries.extend(load_manifest(path))
         return cls(settings, adapters, corpus, entries)
 
     def cases_for(self, adapter: Adapter, check: str) -> Iterator[Case]:
@@ -122,8 +122,7 @@ class OptconfSession:
             f"({len(self.corpus.cases)} cases of the claimed dialects)"
         ]
         for adapter in self.adapters:
-            versions = getattr(adapter, "versions", lambda: {})()
-            shown = ", ".join(f"{k} {v}" for k, v in versions.items())
+            shown = ", ".join(f"{k} {v}" for k, v in versions_of(adapter).items())
             unclaimed = len(reference.DIALECTS) - len(adapter.capabilities.dialects)
             lines.append(
                 f"  {adapter.name}: {', '.join(adapter.capabilities.dialects)}"

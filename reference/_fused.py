@@ -61,7 +61,9 @@ class _Program:
         return Sym(self, name, dtype)
 
     def scalar(self, value: Any, dtype: np.dtype) -> str:
-        self.scalars.append(np.asarray(value, dtype=dtype)[()])  # a NumPy scalar: numba types a 0-d array as an array
+        # A NumPy scalar: numba types a 0-d array as an array. (numpy's stubs type `a[()]` as an array whatever the
+        # shape; on a 0-d array it is the scalar.)
+        self.scalars.append(np.asarray(value, dtype=dtype)[()])  # type: ignore[arg-type]
         return f"s{len(self.scalars) - 1}"
 
     def source(self, stores: Sequence[tuple[str, Sym]], fresh: int) -> str:
@@ -310,7 +312,7 @@ def _flat(array: np.ndarray) -> np.ndarray:
 def _split(state: tuple[Any, ...], count: int, index: int) -> tuple[Any, ...]:
     """Tensor `index`'s share of a state tuple: the per-tensor fields cut down to that tensor, the rest shared."""
     fields = [(v[index],) if isinstance(v, tuple) and len(v) == count else v for v in state]
-    return type(state)(*fields)  # type: ignore[call-arg]
+    return type(state)(*fields)
 
 
 def _traced_tensor(
@@ -351,7 +353,7 @@ def _traced_tensor(
     new_params, new_state = family.step(
         ops, hp, knobs, type(state)(*fields), [traced(theta, "param")], [traced(g, "grad")], loss
     )
-    results_by_slot = [("param", new_params[0])]
+    results_by_slot: list[tuple[str | int, Any]] = [("param", new_params[0])]
     results_by_slot += [(i, v[0]) for i, v in enumerate(new_state) if isinstance(v, tuple) and v]
     kept = {id(arrays[id(v)][1]) for _, v in results_by_slot if id(v) in arrays}  # inputs that are results
     computed: dict[int, tuple[Sym, Any]] = {}

@@ -115,10 +115,11 @@ def hex_to_value(text: str, fmt: FloatFormat) -> np.generic:
     if not text.startswith("0x") or len(text) != 2 + fmt.bits // 4:
         raise ValueError(f"{text!r} is not a {fmt.bits}-bit hex pattern for {fmt.name}")
     raw = np.asarray(int(text, 16), dtype=fmt.uint_dtype)
-    return raw.view(fmt.np_dtype)[()]
+    # numpy's stubs type `a[()]` as an array whatever the shape; on this 0-d array it is the scalar.
+    return raw.view(fmt.np_dtype)[()]  # type: ignore[return-value]
 
 
-def decimal_string(value: np.generic, digits: int = 25) -> str:
+def decimal_string(value: np.generic | np.ndarray, digits: int = 25) -> str:
     """The exact binary value as a decimal with `digits` significant digits ('nan', 'inf', '-0.0' kept)."""
     as_float = float(value)
     if not np.isfinite(as_float) or as_float == 0:

@@ -113,7 +113,7 @@ class AdagradHparams:
 
 
 class AdagradState(NamedTuple):
-    count: int
+    count: int  # type: ignore[assignment]  # the step counter; it shadows tuple.count, which nothing calls
     accumulator: tuple[Any, ...]
 
 
@@ -181,6 +181,8 @@ def step(
         accumulators = tuple(ops.store(a + g * g) for a, g in zip(state.accumulator, grads, strict=True))
     else:
         accumulators = state.accumulator
+    if hp.eps is None:  # `validate` gives every dialect an epsilon; the unvalidated None has no value to round
+        raise TypeError("eps is None: Adagrad steps only with validated hyperparameters")
     eps = hparam("eps", hp.eps)
     new_params = []
     for p, g, a in zip(params, grads, accumulators, strict=True):

@@ -104,7 +104,7 @@ class RpropHparams:
 
 
 class RpropState(NamedTuple):
-    count: int
+    count: int  # type: ignore[assignment]  # the step counter; it shadows tuple.count, which nothing calls
     step_size: tuple[Any, ...]
     prev_grad: tuple[Any, ...]
     prev_update: tuple[Any, ...]

@@ -19,9 +19,10 @@ user's `slots=` callable says.
 from __future__ import annotations
 
 import os
+import pathlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, TypeAlias, TypeGuard
 
 import numpy as np
 
@@ -302,7 +303,7 @@ def _shape(variable: Any) -> tuple[int, ...]:
     return tuple(int(n) for n in variable.shape)
 
 
-def _one_per_parameter(candidates: Any, params: Sequence[Any]) -> bool:
+def _one_per_parameter(candidates: object, params: Sequence[Any]) -> TypeGuard[Sequence[Any]]:
     """Whether `candidates` is a sequence of one variable per parameter, in order, each shaped like it."""
     if isinstance(candidates, str | bytes) or not isinstance(candidates, Sequence) or len(candidates) != len(params):
         return False  # tf_keras wraps a list attribute in a ListWrapper: a Sequence, not a list
@@ -346,7 +347,7 @@ def locate_slot(
         return named[index]
     attribute = getattr(optimizer, source, None) if source.isidentifier() else None
     if _one_per_parameter(attribute, params):
-        return attribute[index]  # type: ignore[index]
+        return attribute[index]
     mismatch = f" ({len(named)} variables are named {source!r}, for {len(params)} parameters)" if named else ""
     raise LookupError(
         f"{owner} keeps no slot {source!r} for parameter {index} (shape {list(_shape(variable))}) where "
@@ -374,6 +375,8 @@ class KerasStyleAdapter(ABC):
     `sparse` says whether the class takes row-sparse gradients; they are claimed where it does, the dialect has
     them and the framework can pass them. By default the framework's own class does and a user's class does not:
     dense gradients are all that the framework's base optimizer guarantees.
+
+    `manifest` names the adapter's own known-failure manifest, applied unless `--no-default-manifest`.
     """
 
     framework: ClassVar[str]  # where the built-in classes live, e.g. "keras.optimizers"
@@ -390,6 +393,7 @@ class KerasStyleAdapter(ABC):
         name: str | None = None,
         slots: Mapping[str, SlotSource] | None = None,
         sparse: bool | None = None,
+        manifest: pathlib.Path | None = None,
     ) -> None:
         if optimizer_class is None and dialect not in self.built_in:
             raise ValueError(f"{self.framework} has no built-in optimizer for {dialect}; pass optimizer_class")
@@ -399,6 +403,7 @@ class KerasStyleAdapter(ABC):
         if unknown:
             raise ValueError(f"{dialect} has no slot {', '.join(unknown)}; its slots: {', '.join(dialect_slots)}")
         self.dialect = dialect
+        self.manifest = manifest
         self._optimizer_class = optimizer_class
         self._slots: dict[str, SlotSource] = {s: (slots or {}).get(s, s) for s in dialect_slots}
         self.name = name or self._default_name()

@@ -104,9 +104,10 @@ def _import_keras() -> Any:
 def params_model_class() -> type:
     """`ParamsModel`, registered with Keras' serialisation as `optconf>ParamsModel` (defined on first use)."""
     keras = _import_keras()
+    model: Any = keras.Model  # a base class known only at run time: Keras is imported on first use
 
     @keras.saving.register_keras_serializable(package="optconf", name="ParamsModel")
-    class ParamsModel(keras.Model):
+    class ParamsModel(model):
         """A model whose only weights are the parameters under test, created from their shapes and dtypes."""
 
         def __init__(self, shapes: Sequence[Sequence[int]], dtypes: Sequence[str], **kwargs: Any) -> None:
@@ -149,7 +150,9 @@ class KerasLive(KerasStyleLive):
         self.model.save(directory / MODEL_FILE)
         store: dict[str, Any] = {}
         self.optimizer.save_own_variables(store)
-        np.savez(directory / VARIABLES_FILE, **{key: as_numpy(value) for key, value in store.items()})
+        arrays = {key: as_numpy(value) for key, value in store.items()}
+        # mypy matches the ** names against savez's `allow_pickle: bool` too; they are the variables' names.
+        np.savez(directory / VARIABLES_FILE, **arrays)  # type: ignore[arg-type]
 
 
 def _by_reference(optimizer: Any, variable: Any, own_name: str) -> tuple[Any, str]:
@@ -246,10 +249,8 @@ class KerasAdapter(KerasStyleAdapter):
 
 def subjects() -> list[KerasAdapter]:
     """Keras 3's built-in Adagrad on the configured backend, with that backend's known-failure manifest."""
-    adapters = [KerasAdapter(dialect=dialect) for dialect in KerasAdapter.built_in]
-    for adapter in adapters:
-        adapter.manifest = backend_manifest(adapter.backend)  # type: ignore[attr-defined]
-    return adapters
+    manifest = backend_manifest(configured_backend())  # the backend each adapter reads as it is built
+    return [KerasAdapter(dialect=dialect, manifest=manifest) for dialect in KerasAdapter.built_in]
 
 
 def backend_manifest(backend: str) -> pathlib.Path:

@@ -386,7 +386,8 @@ class OptaxLive:
             layout.append({"dtype": value.dtype.name, "shape": list(value.shape)})
             arrays[f"leaf{index}"] = np.frombuffer(value.tobytes(order="C"), dtype=np.uint8)
         directory = pathlib.Path(directory)
-        np.savez(directory / STATE_FILE, **arrays)
+        # mypy matches the ** names against savez's `allow_pickle: bool` too; they are leaf0, leaf1, ...
+        np.savez(directory / STATE_FILE, **arrays)  # type: ignore[arg-type]
         document = {"version": _LAYOUT_VERSION, "dtype": self._dtype, "treedef": str(treedef), "leaves": layout}
         (directory / LAYOUT_FILE).write_text(json.dumps(document, indent=1), encoding="utf-8")
 
@@ -432,6 +433,7 @@ class OptaxAdapter:
     - `slots`: where the state keeps a dialect slot whose field is not named after it (dialect slot -> field
       name, or the end of a dotted path where several fields share a name: "acc", "0.acc"). Fields of the
       dialect's slot names, and optax's own (`step_sizes` for the step-size slot, ...), need no mapping.
+    - `manifest`: the adapter's own known-failure manifest, applied unless `--no-default-manifest`.
     """
 
     def __init__(
@@ -442,11 +444,13 @@ class OptaxAdapter:
         jit: bool = False,
         name: str | None = None,
         slots: Mapping[str, str] | None = None,
+        manifest: pathlib.Path | None = None,
     ) -> None:
         self.dialect = reference.get(dialect)
         if transform_factory is None and self.dialect.id not in _DEFAULT_FACTORIES:
             raise ValueError(f"no built-in optax transformation for {self.dialect.id}; pass transform_factory")
         self.jit = jit
+        self.manifest = manifest
         self._factory = transform_factory
         self.name = name or f"{self._factory_name()}[{'jit' if jit else 'eager'}]"
         self._rename = {
@@ -530,9 +534,7 @@ class OptaxAdapter:
 def _subjects() -> Iterator[OptaxAdapter]:
     for dialect in _DEFAULT_FACTORIES:
         for jit in (False, True):
-            adapter = OptaxAdapter(dialect=dialect, jit=jit)
-            adapter.manifest = MANIFEST  # type: ignore[attr-defined]
-            yield adapter
+            yield OptaxAdapter(dialect=dialect, jit=jit, manifest=MANIFEST)
 
 
 def subjects() -> list[OptaxAdapter]:

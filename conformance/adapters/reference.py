@@ -112,7 +112,7 @@ class ReferenceAdapter:
             replicas=True,
         )
 
-    def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
+    def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> ReferenceLive:
         return ReferenceLive(reference.get(dialect), hparams, params)
 
     def from_config(self, dialect: str, config: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
@@ -126,12 +126,20 @@ class ReferenceAdapter:
         live = self.create(dialect, hparams, params)
         doc = json.loads((directory / _STATE_FILE).read_text(encoding="utf-8"))
         fmt = reference.format_of(doc["dtype"])
-        slots = {name: [decode_tensor(t, fmt) for t in tensors] for name, tensors in doc["slots"].items()}
-        live.set_state(params, slots, doc["count"])  # type: ignore[attr-defined]
+        slots = {name: [_dense(t, fmt) for t in tensors] for name, tensors in doc["slots"].items()}
+        live.set_state(params, slots, doc["count"])
         return live
 
     def versions(self) -> dict[str, str]:
         return {"optconf reference": reference.__version__, "numpy": np.__version__}
+
+
+def _dense(record: Mapping[str, Any], fmt: reference.FloatFormat) -> np.ndarray:
+    """A slot tensor that `save` wrote: dense, as every slot is."""
+    value = decode_tensor(record, fmt)
+    if not isinstance(value, np.ndarray):
+        raise ValueError("a saved state slot holds row indices; slots are dense")
+    return value
 
 
 def subjects() -> list[ReferenceAdapter]:

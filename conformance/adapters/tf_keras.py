@@ -262,7 +262,6 @@ class TFKerasAdapter(KerasStyleAdapter):
 
 def subjects() -> list[TFKerasAdapter]:
     """The built-in tf_keras Adagrads, one per API generation, with the manifest `manifests/tf_keras.toml`."""
-    adapters = [TFKerasAdapter(dialect=dialect) for dialect in TFKerasAdapter.built_in]
-    for adapter in adapters:
-        adapter.manifest = builtin_manifest("tf_keras")  # type: ignore[attr-defined]
-    return adapters
+    return [
+        TFKerasAdapter(dialect=dialect, manifest=builtin_manifest("tf_keras")) for dialect in TFKerasAdapter.built_in
+    ]

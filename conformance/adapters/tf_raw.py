@@ -96,12 +96,16 @@ class TFRawAdapter:
 
     The ops have no defaults of their own, so the dialect's defaults (and names) fill in what is not given.
     `sparse` overrides whether row-sparse gradients are claimed (default: yes, through the op's sparse twin).
+    `manifest` names the adapter's own known-failure manifest, applied unless `--no-default-manifest`.
     """
 
-    def __init__(self, *, dialect: str, name: str | None = None, sparse: bool = True) -> None:
+    def __init__(
+        self, *, dialect: str, name: str | None = None, sparse: bool = True, manifest: pathlib.Path | None = None
+    ) -> None:
         if dialect not in _OPS:
             raise ValueError(f"no raw TF op implements {dialect}; known: {', '.join(_OPS)}")
         self.dialect = dialect
+        self.manifest = manifest
         self._op = _OPS[dialect]
         self.name = name or f"tf.raw_ops.{self._op.name}"
         self.capabilities = Capabilities(
@@ -156,7 +160,4 @@ class TFRawAdapter:
 def subjects() -> list[TFRawAdapter]:
     """Both raw Adagrad ops: ApplyAdagradV2 (epsilon outside the sqrt) and ApplyAdagrad (no epsilon, TF1), with
     the known-failure manifest `manifests/tf_raw.toml`."""
-    adapters = [TFRawAdapter(dialect=dialect) for dialect in _OPS]
-    for adapter in adapters:
-        adapter.manifest = builtin_manifest("tf_raw")  # type: ignore[attr-defined]
-    return adapters
+    return [TFRawAdapter(dialect=dialect, manifest=builtin_manifest("tf_raw")) for dialect in _OPS]

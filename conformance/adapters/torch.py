@@ -272,7 +272,8 @@ class TorchAdapter:
 
     `sparse` says whether the class takes row-sparse gradients; they are claimed where it does, the dialect has
     them and the flavour is not fused. By default torch's own class does (as measured) and a user's class does
-    not. `how_to_claim` says how a user claims what is not claimed (capability -> hint).
+    not. `how_to_claim` says how a user claims what is not claimed (capability -> hint). `manifest` names the
+    adapter's own known-failure manifest, applied unless `--no-default-manifest`.
     """
 
     def __init__(
@@ -283,12 +284,14 @@ class TorchAdapter:
         flavour: str | None = None,
         name: str | None = None,
         sparse: bool | None = None,
+        manifest: pathlib.Path | None = None,
         **fixed_kwargs: Any,
     ) -> None:
         if flavour not in FLAVOURS:
             raise ValueError(f"unknown flavour {flavour!r}; expected one of {', '.join(map(str, FLAVOURS))}")
         self.dialect = reference.get(dialect)
         self.flavour = flavour
+        self.manifest = manifest
         self._optimizer_class = optimizer_class
         self._fixed_kwargs = dict(FLAVOURS[flavour]) | fixed_kwargs
         if optimizer_class is None:
@@ -354,10 +357,8 @@ class TorchAdapter:
 
 def subjects() -> list[TorchAdapter]:
     """torch's own optimizers as conformance subjects, one per code path, with torch's known-failure manifest."""
-    adapters = [
-        *(TorchAdapter(dialect="adagrad/torch", flavour=f) for f in ("single", "foreach", "fused")),
-        *(TorchAdapter(dialect="rprop/torch", flavour=f) for f in ("single", "foreach")),
+    manifest = builtin_manifest("torch")
+    return [
+        *(TorchAdapter(dialect="adagrad/torch", flavour=f, manifest=manifest) for f in ("single", "foreach", "fused")),
+        *(TorchAdapter(dialect="rprop/torch", flavour=f, manifest=manifest) for f in ("single", "foreach")),
     ]
-    for adapter in adapters:
-        adapter.manifest = builtin_manifest("torch")
-    return adapters

@@ -22,9 +22,9 @@ __all__ = ["ANSWER", "IMPLEMENTATIONS", "MANIFEST", "QUESTION", "KerasAnswerRPro
 
 MANIFEST = pathlib.Path(__file__).resolve().parents[1] / "manifests" / "community.toml"
 
-ANSWER = KerasAdapter(KerasAnswerRProp, dialect="rprop/keras-answer", name="KerasAnswerRProp")
+ANSWER = KerasAdapter(KerasAnswerRProp, dialect="rprop/keras-answer", name="KerasAnswerRProp", manifest=MANIFEST)
 # The class names its variables after the dialect's slots (delta, prev_grad, prev_update), so no `slots=` mapping.
-QUESTION = KerasAdapter(KerasQuestionRProp, dialect="rprop/rprop+", name="KerasQuestionRProp")
+QUESTION = KerasAdapter(KerasQuestionRProp, dialect="rprop/rprop+", name="KerasQuestionRProp", manifest=MANIFEST)
 
 IMPLEMENTATIONS = [ANSWER, QUESTION]
 
@@ -32,7 +32,3 @@ IMPLEMENTATIONS = [ANSWER, QUESTION]
 def subjects() -> list[Any]:
     """The community classes as the built-in `--impl=community`."""
     return list(IMPLEMENTATIONS)
-
-
-for _adapter in IMPLEMENTATIONS:
-    _adapter.manifest = MANIFEST  # type: ignore[attr-defined]

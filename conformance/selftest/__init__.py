@@ -28,10 +28,14 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..adapter import Adapter
 from ..checks import CHECKS
+
+if TYPE_CHECKING:  # imported where used: naming a torch subject must not import Keras, nor the reverse
+    from ..adapters.keras import KerasAdapter
+    from ..adapters.torch import TorchAdapter
 
 __all__ = ["CHECK_ORDER", "GAPS", "SUBJECTS", "Subject", "by_name"]
 
@@ -65,7 +69,7 @@ class Subject:
     @property
     def optimizer_class(self) -> type:
         module, _, attribute = self.target.partition(":")
-        return getattr(importlib.import_module(f"{__name__}.{module}"), attribute)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
 
     @property
     def adapter(self) -> Adapter:
@@ -85,7 +89,9 @@ def _build(subject: Subject) -> Adapter:
     if subject.framework == "torch":
         from ..adapters.torch import TorchAdapter
 
-        adapter: Any = TorchAdapter(subject.optimizer_class, dialect=subject.dialect, name=name, sparse=True)
+        adapter: TorchAdapter | KerasAdapter = TorchAdapter(
+            subject.optimizer_class, dialect=subject.dialect, name=name, sparse=True
+        )
     elif subject.framework == "keras":
         from ..adapters.keras import KerasAdapter
 
@@ -95,7 +101,7 @@ def _build(subject: Subject) -> Adapter:
     adapter.capabilities = dataclasses.replace(
         adapter.capabilities, dtypes=tuple(d for d in adapter.capabilities.dtypes if d in DTYPES)
     )
-    return adapter  # type: ignore[no-any-return]
+    return adapter
 
 
 def _torch(name: str, dialect: str, target: str, defect: str | None, check: str | None, **kw: Any) -> Subject:
@@ -380,7 +386,15 @@ def _adapters(framework: str | None = None, controls: bool | None = None, gaps: 
     ]
 
 
-_GROUPS = {
+class _Selection(TypedDict, total=False):
+    """The keywords of `_adapters` that pick a group."""
+
+    framework: str
+    controls: bool
+    gaps: bool
+
+
+_GROUPS: dict[str, _Selection] = {
     "IMPLEMENTATIONS": {},
     "CONTROLS": {"controls": True},
     "BROKEN": {"controls": False},
@@ -395,7 +409,7 @@ def __getattr__(name: str) -> Any:
     or one subject's adapter by its name; each built on first use, so that a torch-only selection never imports
     Keras."""
     if name in _GROUPS:
-        return _adapters(**_GROUPS[name])  # type: ignore[arg-type]
+        return _adapters(**_GROUPS[name])
     try:
         return by_name(name).adapter
     except KeyError:

@@ -81,7 +81,7 @@ def _trajectory(spec: CaseSpec, dps: int) -> tuple[list[Step], OracleOps]:
 def _expected(spec: CaseSpec, steps: list[Step]) -> list[dict[str, Any]]:
     fmt = format_of(spec.dtype)
     counter = DIALECTS[spec.dialect].counter
-    out = []
+    out: list[dict[str, Any]] = []
     for s in steps[1:]:
         scales = s.error_scale or {}
         out.append(
