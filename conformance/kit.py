@@ -19,9 +19,9 @@ What an adapter receives (`Adapter.create`, `LiveOptimizer.step`, `LiveOptimizer
   the state before every step), so it must overwrite in place what the framework's step reads: for a compiled
   graph, assign into the variables it captured rather than replacing them.
 
-What it hands back: NumPy arrays in the parameters' own format. `to_numpy` converts and refuses a framework
-that silently changed the format (a float64 parameter held as float32 would otherwise show up only as a numeric
-divergence).
+What it hands back: NumPy arrays in the parameters' own format. `to_numpy` converts without ever casting
+silently: a framework that changed the format hands back its own dtype, and the check that reads it names both
+formats (a cast would have shown a float64 parameter held as float32 only as a numeric divergence, if at all).
 
 What it cannot do: raise `Unsupported` with the reason. The check is skipped, never failed, and never counted
 as a refusal of an invalid setting.
@@ -159,18 +159,16 @@ def _same(value: Any, default: Any) -> bool:
 
 
 def to_numpy(value: Any, dtype: str | FloatFormat, *, carried: bool = False) -> np.ndarray:
-    """A framework's array as a NumPy copy in `dtype`, the parameters' format.
+    """A framework's array as a NumPy copy, for the parameters' format `dtype`, never silently cast.
 
-    The framework's own dtype must be `dtype`: a float64 parameter that the framework holds as float32 is
-    refused with a message saying so, instead of passing through as a numeric divergence. `carried=True` accepts
-    a wider carrier chosen by the adapter (bfloat16 handed over as float32, see `carrier`), and then refuses any
-    value the cast back would change.
+    An array in `dtype` is copied as it is. One in another dtype is copied *in its own dtype*: a float64
+    parameter that the framework holds as float32 then fails the check that reads it, with a diagnosis naming
+    both formats, where a cast would have hidden the change (or shown it only as a numeric divergence).
+    `carried=True` is for a carrier the adapter chose itself (bfloat16 handed over as float32, see `carrier`):
+    the array is cast back to `dtype`, refusing any value the cast would change.
     """
     fmt = dtype if isinstance(dtype, FloatFormat) else format_of(dtype)
     array = np.asarray(value)
     if array.dtype != fmt.np_dtype and not carried:
-        raise TypeError(
-            f"the implementation holds {array.dtype.name} where the parameters are {fmt.name}: it changed the "
-            "format (a carrier the adapter chose is passed with carried=True)"
-        )
+        return array.copy()
     return restore(array, fmt)
