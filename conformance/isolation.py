@@ -181,8 +181,14 @@ class ForkedRun:
             os.close(read_fd)
             _child(session, start, os.fdopen(write_fd, "wb"))
         os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as stream:
-            running, finished, killed = self._follow(session, pid, stream)
+        try:
+            with os.fdopen(read_fd, "rb") as stream:
+                running, finished, killed = self._follow(session, pid, stream)
+        except BaseException:  # Ctrl-C, or an error in logging: no child may outlive the run
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
         _, status = os.waitpid(pid, 0)
         if running is None:
             return finished
@@ -344,4 +350,7 @@ def _child(session: pytest.Session, start: int, stream: IO[bytes]) -> None:  # p
     finally:
         with contextlib.suppress(BaseException):
             stream.close()
+        for output in (sys.stdout, sys.stderr):  # what a check printed uncaptured (-s), which _exit would drop
+            with contextlib.suppress(BaseException):
+                output.flush()
         os._exit(code)

@@ -232,7 +232,9 @@ def _isolated(config: pytest.Config) -> bool:
     if mode not in ("fork", "off"):
         raise pytest.UsageError(f"{_source('--optconf-isolation')} must be fork or off; got {raw!r}")
     under_xdist = hasattr(config, "workerinput") or bool(config.getoption("numprocesses", None))
-    return mode == "fork" and not under_xdist
+    # --pdb and --trace talk to the terminal from inside the check: the debugger needs the run's own process.
+    debugging = bool(config.getoption("usepdb", False) or config.getoption("trace", False))
+    return mode == "fork" and not under_xdist and not debugging
 
 
 def _fuzz_seed(config: pytest.Config) -> int:
