@@ -430,23 +430,6 @@ CHECKS: dict[str, Callable[[Context, Outcome, dict[str, Any]], None]] = {
 # proves nothing; and the error must come from the optimizer, be a refusal rather than a defect, and (for a
 # removed keyword, which has no valid value) name the keyword.
 
-# (canonical hyperparameter, a value the dialects refuse, a valid value for the control)
-_INVALID: dict[str, list[tuple[str, Any, Any]]] = {
-    "adagrad": [
-        ("lr", -0.1, 0.1),
-        ("eps", -1e-3, 1e-3),
-        ("initial_accumulator", -1.0, 0.1),
-        ("decay", -0.5, 0.5),
-        ("weight_decay", -0.1, 0.1),
-        ("clipnorm", -1.0, 1.0),
-        ("clipvalue", -1.0, 1.0),
-        ("global_clipnorm", -1.0, 1.0),
-    ],
-    "rprop": [("lr", -0.1, 0.1), ("eta_minus", 1.5, 0.5), ("eta_plus", 0.5, 1.2), ("step_min", 2.0, 1e-6)],
-}
-# Settings that are only out of range beside another one (step_min > step_max).
-_ALONGSIDE = {"step_min": {"step_max": 1.0}}
-
 # Exceptions that say the code is broken or the setting unsupported, never that the setting was judged and refused.
 _DEFECTS: tuple[type[BaseException], ...] = (
     AttributeError,
@@ -479,12 +462,10 @@ def invalid_settings(dialect: reference.Dialect) -> list[InvalidSetting]:
     default refuses the bad value, not a missing argument; the label names only the bad setting.
     """
     out = []
-    candidates = list(_INVALID[dialect.family.name])
-    if getattr(dialect.knobs, "initial_accumulator_positive", False):
-        candidates.append(("initial_accumulator", 0.0, 0.1))
+    candidates = dialect.family.invalid(dialect.knobs)  # the family's record says which values are out of range
     exposed = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
     for canonical, bad, good in candidates:
-        alongside = _ALONGSIDE.get(canonical, {})
+        alongside = dict(dialect.family.alongside.get(canonical, {}))
         if not {canonical, *alongside} <= exposed:
             continue
         invalid = dialect.framework_hparams({"lr": 0.01} | alongside | {canonical: bad})

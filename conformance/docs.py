@@ -98,7 +98,7 @@ def flags_section() -> str:
 
 
 def tolerance_section() -> str:
-    """The k table, from conformance/tolerance.py."""
+    """The k table: each family record's bounds (conformance/tolerance.py collects them)."""
     from conformance.tolerance import K_TABLE
 
     lines = ["| Family | Quantity | k | Why |", "| --- | --- | --- | --- |"]

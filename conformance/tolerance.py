@@ -1,4 +1,4 @@
-"""The tolerance model: |got - expected| <= k * u * S + tiny, with k from one table, and exact classes exact.
+"""The tolerance model: |got - expected| <= k * u * S + tiny, with k from the family's record, exact classes exact.
 
 S is the element's error scale from the corpus (CONFORMANCE.md, "Tolerance"); u and tiny are the compared
 format's unit roundoff and smallest subnormal.
@@ -6,38 +6,19 @@ format's unit roundoff and smallest subnormal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from reference._numerics import FloatFormat
+from reference.families import FAMILIES
+from reference.family import Bound
 
 __all__ = ["K_TABLE", "Bound", "bound_for", "exact_class_mismatch", "ordered_bits", "scaled_error", "ulp_distance"]
 
 
-@dataclass(frozen=True)
-class Bound:
-    k: float
-    source: str
-
-
-_ADAGRAD_K = Bound(
-    2.0,
-    "measured worst k = 0.98 over torch (single, foreach, fused), optax (eager, jit), tf_keras (both APIs), "
-    "Keras 3 and the TF raw ops in float32/float64; x2 for CPUs whose sqrt/rsqrt round differently",
-)
-_ONE_ROUNDING = Bound(1.0, "each stored value is one rounding of exact inputs; torch Rprop measured bit-exact")
-_COPY = Bound(0.0, "a copy of an input (or 0): exact")
-
-# (family, canonical quantity) -> k, the same for every format: S already scales with the format's u.
+# (family, canonical quantity) -> k, the same for every format: S already scales with the format's u. Each family's
+# record declares its own; this is their union, for lookups by name and the documentation's table.
 K_TABLE: dict[tuple[str, str], Bound] = {
-    ("adagrad", "params"): _ADAGRAD_K,
-    ("adagrad", "accumulator"): _ADAGRAD_K,
-    ("rprop", "params"): _ONE_ROUNDING,
-    ("rprop", "step_size"): _ONE_ROUNDING,
-    ("rprop", "prev_update"): _ONE_ROUNDING,
-    ("rprop", "prev_grad"): _COPY,
-    ("rprop", "prev_loss"): _COPY,
+    (family.name, quantity): bound for family in FAMILIES.values() for quantity, bound in family.tolerance.items()
 }
 
 

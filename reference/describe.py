@@ -10,72 +10,9 @@ from enum import Enum
 from typing import Any
 
 from ._hparams import HparamRounding
-from .adagrad import AdagradKnobs, ClipKind, ClipPolicy, EpsPlacement, LrDecay, WeightDecay
 from .dialects import DIALECTS, Dialect
-from .rprop import Backtrack, NanPolicy, RpropKnobs, SignTest, Switch
 
 __all__ = ["dialect_markdown", "dialects_section"]
-
-_DENOMINATOR = {
-    EpsPlacement.OUTSIDE: "(√A + ε)",
-    EpsPlacement.INSIDE: "√(A + ε)",
-    EpsPlacement.INSIDE_MASKED: "√(A + ε), and the step is 0 where A = 0",
-    EpsPlacement.NONE: "√A",
-}
-_CLIP = {
-    ClipKind.VALUE: "g ← min(max(g, −v), v)  (clipvalue v)",
-    ClipKind.NORM: "g ← g·c / max(‖g‖₂, c)  (clipnorm c, each tensor alone)",
-    ClipKind.GLOBAL_NORM: "g ← g·c / max(‖G‖₂, c)  (global clipnorm c, G = all tensors together)",
-}
-
-
-def _adagrad_lines(d: Dialect, k: AdagradKnobs) -> list[str]:
-    lines = []
-    if "maximize" in d.names.values():
-        lines.append("g ← −g  (if maximize)")
-    clip_note = {
-        ClipPolicy.ALL_IN_ORDER: "each one set, in this order",
-        ClipPolicy.FIRST_SET_ONLY: "only the first set",
-    }
-    note = "at most one may be set" if set(k.clip_order) <= k.exclusive_clips else clip_note[k.clip_policy]
-    for kind in k.clip_order:
-        lines.append(f"{_CLIP[kind]}  [{note}]")
-    if k.weight_decay is WeightDecay.COUPLED:
-        lines.append("g ← g + λ·θ")
-    lines.append("η_t = η / (1 + κ·t)" if k.lr_decay is LrDecay.INVERSE_TIME else "η_t = η")
-    slots_note = "  (skipped when update_slots is false)" if "update_slots" in d.names.values() else ""
-    lines.append(f"A ← A + g·g{slots_note}")
-    if k.weight_decay is WeightDecay.DECOUPLED:
-        lines.append("θ ← θ − θ·λ·η_t  (whenever weight_decay is given, even 0)")
-    lines.append(f"θ ← θ − (η_t·g) / {_DENOMINATOR[k.eps_placement]}")
-    return lines
-
-
-def _rprop_lines(d: Dialect, k: RpropKnobs) -> list[str]:
-    lines = []
-    if "maximize" in d.names.values():
-        lines.append("g ← −g  (if maximize)")
-    test = "m = sign(fl(g·p))  (the product in the parameter format: it can underflow to 0)"
-    if k.sign_test is SignTest.SIGNS:
-        test = "m = sign(g)·sign(p)"
-    if k.nan_policy is NanPolicy.SIGN_ZERO:
-        test += "; sign(NaN) = 0"
-    lines.append(test)
-    lines.append("m > 0: Δ ← min(η⁺·Δ, Δmax); d = −sign(g)·Δ")
-    shrink = "m < 0" if k.switch is Switch.THREE_WAY else "m ≤ 0"
-    if k.backtrack is Backtrack.ALWAYS:
-        move = "d = −d⁻ (backtrack)"
-    elif k.backtrack is Backtrack.IF_LOSS_ROSE:
-        move = "d = −d⁻ if E > E⁻ else " + ("−sign(g)·Δ" if k.move_on_sign_change else "0")
-    else:
-        move = "d = −sign(g)·Δ" if k.move_on_sign_change else "d = 0"
-    freeze = "; p ← 0" if k.freeze else ""
-    lines.append(f"{shrink}: Δ ← max(η⁻·Δ, Δmin); {move}{freeze}")
-    if k.switch is Switch.THREE_WAY:
-        kept = "Δ ← min(max(Δ, Δmin), Δmax)" if k.clamp_zero_branch else "Δ unchanged"
-        lines.append(f"m = 0: {kept}; d = −sign(g)·Δ")
-    lines.append("θ ← θ + d;  p ← g (after any freeze);  d⁻ ← d;  E⁻ ← E")
-    return lines
 
 
 def _knob_value(value: Any) -> str:
@@ -95,7 +32,7 @@ def _knob_value(value: Any) -> str:
 
 
 def dialect_markdown(d: Dialect) -> str:
-    lines = _adagrad_lines(d, d.knobs) if isinstance(d.knobs, AdagradKnobs) else _rprop_lines(d, d.knobs)
+    lines = d.family.describe(d)
     defaults = ", ".join(
         f"`{d.framework_name(name)}`={value!r}"
         for name, value in d.defaults.items()

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import functools
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
-from . import adagrad, rprop
 from ._hparams import HparamRounding, check_type
 from .adagrad import AdagradKnobs, ClipKind, EpsPlacement, LrDecay, WeightDecay
+from .families import FAMILIES
+from .family import Family
 from .rprop import STEP_BOUNDS, Backtrack, NanPolicy, RpropKnobs, SignTest, Switch
 from .sparse import SparseRule
 
@@ -19,31 +20,6 @@ __all__ = ["DIALECTS", "FAMILIES", "LOSS_SLOT", "Dialect", "Family", "get"]
 
 ALL_DTYPES = ("float16", "bfloat16", "float32", "float64")
 LOSS_SLOT = "prev_loss"  # iRprop+'s E_prev, reported as one more slot: a single scalar
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    hparams_type: type
-    init: Callable[..., Any]
-    step: Callable[..., Any]
-    validate: Callable[..., Any]
-    slots: tuple[str, ...]  # canonical per-tensor state slots, in state order
-
-
-FAMILIES = {
-    "adagrad": Family(
-        "adagrad", adagrad.AdagradHparams, adagrad.init, adagrad.step, adagrad.validate, ("accumulator",)
-    ),
-    "rprop": Family(
-        "rprop",
-        rprop.RpropHparams,
-        rprop.init,
-        rprop.step,
-        rprop.validate,
-        ("step_size", "prev_grad", "prev_update"),
-    ),
-}
 
 
 @dataclass(frozen=True)

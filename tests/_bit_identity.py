@@ -77,12 +77,7 @@ def inputs(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) ->
 def hparams_variants(dialect: reference.Dialect) -> list[dict[str, Any]]:
     """Defaults, and settings that reach the clamps and clips (where the dialect exposes them)."""
     exposed = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
-    tight: dict[str, Any] = {}
-    if dialect.family.name == "rprop":
-        tight = {"lr": 0.01, "step_min": 0.004, "step_max": 0.03}
-    else:
-        tight = {k: v for k, v in {"clipvalue": 0.5, "weight_decay": 0.01, "decay": 0.1}.items() if k in exposed}
-        tight["lr"] = 0.05
+    tight: dict[str, Any] = dict(dialect.family.stress_hparams)
     if "maximize" in exposed:
         tight["maximize"] = True
     tight = {k: v for k, v in tight.items() if k in exposed}

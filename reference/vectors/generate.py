@@ -100,11 +100,12 @@ def _expected(spec: CaseSpec, steps: list[Step]) -> list[dict[str, Any]]:
 
 
 def evaluate(spec: CaseSpec) -> dict[str, Any]:
-    """One case as its JSON record (without tcId). Redraws random RProp cases that fall in a guard band."""
-    family = DIALECTS[spec.dialect].family.name
+    """One case as its JSON record (without tcId). Redraws random cases of a branching family (RProp) that fall
+    in a guard band of a branch edge."""
+    branches = DIALECTS[spec.dialect].family.has_branches
     for _ in range(MAX_REDRAWS):
         steps, ops = _trajectory(spec, ORACLE_DPS)
-        if family != "rprop" or "BOUNDARY" in spec.flags or not ops.near_ties:
+        if not branches or "BOUNDARY" in spec.flags or not ops.near_ties:
             break
         if "RANDOM" not in spec.flags:
             raise ValueError(
