@@ -21,7 +21,7 @@ from reference.sparse import SparseGrad
 from .adapter import Adapter, FullAdapter, LiveOptimizer, StatefulOptimizer, StepResult, claim_hint, handed, read
 from .adapters.reference import ReferenceLive
 from .corpus import Case, ExpectedStep
-from .tolerance import Bound, bound_for, exact_class_mismatch, scaled_error, ulp_distance
+from .tolerance import Bound, bound_for, judge, ulp_distance
 
 __all__ = [
     "CHECKS",
@@ -133,21 +133,19 @@ def _compare_values(
     fmt = ctx.fmt
     if got.size == 0 or np.array_equal(got.view(fmt.uint_dtype), want.view(fmt.uint_dtype)):
         return  # bit for bit: no class differs, no error, no ulp
-    klass = exact_class_mismatch(got, want)
-    k_needed = scaled_error(got, want, scale, fmt)
+    judged = judge(got, want, scale, fmt, bound.k)
     ulps = ulp_distance(got, want, fmt)
     finite = np.isfinite(want.astype(np.float64))
     if finite.any():
         outcome.worst_ulp = max(outcome.worst_ulp, int(np.where(finite, ulps, 0).max()))
-    bad = klass | (k_needed > bound.k)
-    if not bad.any():
+    if not judged.outside.any():
         return
-    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    index = tuple(int(i) for i in np.argwhere(judged.outside)[0])
     g, w, s = got[index], want[index], float(scale[index])
     allowed = bound.k * fmt.unit_roundoff * s + fmt.smallest_subnormal
     detail = (
         "the special-value class differs (NaN, inf and the sign of zero are exact)"
-        if klass[index]
+        if judged.special[index]
         else f"{ulps[index]} ulp; |error| = {abs(float(g) - float(w)):.3g} > {bound.k:g}·u·S + tiny = {allowed:.3g} "
         f"(S = {s:.5g}; k = {bound.k:g}: {bound.source})"
     )
