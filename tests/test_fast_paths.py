@@ -131,7 +131,7 @@ def test_reference_adapter_on_large_tensors_steps_as_numpy_does(dialect_id, monk
         compiled.append(stepped is not None)
         return stepped
 
-    monkeypatch.setattr("conformance.adapters.reference.fused_step", counted)
+    monkeypatch.setattr("reference.stepping.fused_step", counted)
     dialect = reference.get(dialect_id)
     rng = np.random.default_rng(7)
     shapes = [(70001,), (260, 257)]
@@ -154,3 +154,25 @@ def test_reference_adapter_on_large_tensors_steps_as_numpy_does(dialect_id, monk
         want = expected[t]
         for a, b in zip(want.params, got.params, strict=True):
             assert same_bits(a, b, any_nan=True), f"step {t + 1}: a kept result changed"
+
+
+@needs_numba
+def test_reference_run_with_numpy_takes_the_compiled_loop(monkeypatch):
+    """`reference.run(..., evaluator="numpy")` steps large tensors as the reference adapter does: compiled."""
+    compiled = []
+
+    def counted(*args, **kwargs):
+        stepped = _fused.fused_step(*args, **kwargs)
+        compiled.append(stepped is not None)
+        return stepped
+
+    monkeypatch.setattr("reference.stepping.fused_step", counted)
+    dialect = reference.get("adagrad/torch")
+    rng = np.random.default_rng(11)
+    params = [inputs(rng, (1 << 16,), np.dtype(np.float32))]
+    steps = [[inputs(rng, (1 << 16,), np.dtype(np.float32))] for _ in range(2)]
+    hparams = hparams_variants(dialect)[1]
+    expected = trajectory(dialect, NumpyOps(reference.format_of("float32")), hparams, params, steps)
+    got = reference.run(dialect, hparams, "float32", params, steps, evaluator="numpy")
+    assert compiled and all(compiled), "reference.run did not take the compiled loop"
+    assert_same_trajectory(expected, got, "adagrad/torch float32 (reference.run)", any_nan=True)
