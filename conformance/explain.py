@@ -10,8 +10,10 @@ import numpy as np
 
 from reference._numerics import FloatFormat, bits_to_hex, decimal_string
 
-from .checks import BRANCH_NAMES, CheckSkip, Context, free_run
+from .comparison import BRANCH_NAMES
+from .context import CheckSkip, Context
 from .corpus import Case, load
+from .driving import free_run
 from .spec import resolve
 from .tolerance import judge, ulp_distance
 

@@ -120,11 +120,9 @@ def test_steps_a_loop_cannot_take_stay_with_numpy(why, dtype, hparams, size):
     assert _fused.fused_step(dialect.family, ops, hp, dialect.knobs, state, theta, grads) is None, why
 
 
-@needs_numba
-@pytest.mark.parametrize("dialect_id", list(reference.DIALECTS))
-def test_reference_adapter_on_large_tensors_steps_as_numpy_does(dialect_id, monkeypatch):
-    """Through `ReferenceLive`, whose compiled steps write the new state over the old one."""
-    compiled = []
+def _count_compiled_steps(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each step through `reference.stepping` took the compiled loop, in order."""
+    compiled: list[bool] = []
 
     def counted(*args, **kwargs):
         stepped = _fused.fused_step(*args, **kwargs)
@@ -132,6 +130,14 @@ def test_reference_adapter_on_large_tensors_steps_as_numpy_does(dialect_id, monk
         return stepped
 
     monkeypatch.setattr("reference.stepping.fused_step", counted)
+    return compiled
+
+
+@needs_numba
+@pytest.mark.parametrize("dialect_id", list(reference.DIALECTS))
+def test_reference_adapter_on_large_tensors_steps_as_numpy_does(dialect_id, monkeypatch):
+    """Through `ReferenceLive`, whose compiled steps write the new state over the old one."""
+    compiled = _count_compiled_steps(monkeypatch)
     dialect = reference.get(dialect_id)
     rng = np.random.default_rng(7)
     shapes = [(70001,), (260, 257)]
@@ -159,14 +165,7 @@ def test_reference_adapter_on_large_tensors_steps_as_numpy_does(dialect_id, monk
 @needs_numba
 def test_reference_run_with_numpy_takes_the_compiled_loop(monkeypatch):
     """`reference.run(..., evaluator="numpy")` steps large tensors as the reference adapter does: compiled."""
-    compiled = []
-
-    def counted(*args, **kwargs):
-        stepped = _fused.fused_step(*args, **kwargs)
-        compiled.append(stepped is not None)
-        return stepped
-
-    monkeypatch.setattr("reference.stepping.fused_step", counted)
+    compiled = _count_compiled_steps(monkeypatch)
     dialect = reference.get("adagrad/torch")
     rng = np.random.default_rng(11)
     params = [inputs(rng, (1 << 16,), np.dtype(np.float32))]
