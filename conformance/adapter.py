@@ -40,6 +40,7 @@ __all__ = [
     "handed",
     "own_manifest",
     "read",
+    "step_through",
     "versions_of",
 ]
 
@@ -209,7 +210,14 @@ def drive(
     losses: Sequence[float] | None = None,
 ) -> list[StepResult]:
     """Free-running trajectory: create once, then step through `grads`, reading everything after each step."""
-    optimizer = adapter.create(dialect, handed(dict(hparams)), handed(list(params)))
+    return step_through(adapter.create(dialect, handed(dict(hparams)), handed(list(params))), grads, losses)
+
+
+def step_through(
+    optimizer: LiveOptimizer, grads: Sequence[Sequence[Any]], losses: Sequence[float] | None = None
+) -> list[StepResult]:
+    """Step `optimizer` once per row of `grads` (with the loss of the same step), reading everything after each:
+    the one free run, which `drive` and the checks share."""
     results = []
     for index, row in enumerate(grads):
         optimizer.step(handed(list(row)), None if losses is None else float(losses[index]))

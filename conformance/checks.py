@@ -1,230 +1,46 @@
-"""The checks: drive an adapter through a case and compare with the corpus, step by step.
+"""The checks: drive an adapter through a case and compare with the corpus, step by step; and the registry that
+says, once per check, what the runner collects it for.
 
-Each check raises `CheckFailure` naming the first divergence: the step, the quantity and element, expected and
-got in hex and decimal, the ulp distance, the bound and its source, and the branch the reference took.
+Each check raises `CheckFailure` naming the first divergence (`conformance.comparison` writes the diagnosis);
+`conformance.driving` creates and steps the optimizer.
 """
 
 from __future__ import annotations
 
 import pathlib
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, cast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 import reference
-from reference._numerics import FloatFormat, bits_to_hex, decimal_string, format_of
+from reference._numerics import FloatFormat, format_of
 from reference.sparse import SparseGrad
 
-from .adapter import Adapter, FullAdapter, LiveOptimizer, StatefulOptimizer, StepResult, claim_hint, handed, read
+from .adapter import Adapter, handed, read
 from .adapters.reference import ReferenceLive
-from .corpus import Case, ExpectedStep
-from .tolerance import Bound, bound_for, exact_class_mismatch, scaled_error, ulp_distance
+from .comparison import BRANCH_NAMES, bit_identical, compare, first_bits, quantities
+from .context import CheckFailure, CheckSkip, Context, Outcome
+from .corpus import Case
+from .driving import create, free_run, fresh, full, grads_supported, loss_at, needs, shared_free_run, unlocked
 
 __all__ = [
+    "BRANCH_NAMES",
     "CHECKS",
+    "REGISTRY",
+    "Check",
     "CheckFailure",
     "CheckSkip",
+    "Context",
     "InvalidSetting",
     "Outcome",
+    "check_trajectory",
+    "compare",
+    "free_run",
     "invalid_settings",
 ]
-
-BRANCH_NAMES = {1: "grow (m > 0)", -1: "shrink (m < 0)", 0: "keep (m = 0)"}
-
-
-class CheckFailure(AssertionError):
-    """A check found a divergence; str() is the full diagnosis."""
-
-
-class CheckSkip(Exception):
-    """The case needs a capability the adapter does not declare (the message is the reason)."""
-
-
-@dataclass
-class Outcome:
-    """What a passing or failing check measured, for the evidence report."""
-
-    worst_ulp: int = 0
-    first_divergence: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Context:
-    adapter: Adapter
-    case: Case
-    repro: str
-    k_override: float | None = None
-
-    @property
-    def dialect(self) -> reference.Dialect:
-        return reference.get(self.case.dialect)
-
-    @property
-    def fmt(self) -> FloatFormat:
-        return format_of(self.case.dtype)
-
-    def bound(self, quantity: str) -> Bound:
-        canonical = {name: c for c, name in self.dialect.slots.items()}.get(quantity, quantity)
-        if self.k_override is not None:
-            return Bound(self.k_override, "a tolerance override in the implementer's manifest")
-        return bound_for(self.dialect.family.name, canonical)
-
-    def fail(self, message: str, outcome: Outcome) -> CheckFailure:
-        outcome.first_divergence = message
-        return CheckFailure(f"{self.case.test_id}: {message}\n  repro: {self.repro}")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Comparison
-
-
-def _quantities(result: StepResult | ExpectedStep) -> Iterator[tuple[str, list[np.ndarray]]]:
-    yield "params", result.params
-    yield from result.state.items()
-
-
-def _value_text(x: Any, fmt: FloatFormat) -> str:
-    return f"{bits_to_hex(x, fmt)} ({decimal_string(x, 21)})"
-
-
-def compare(ctx: Context, step: int, got: StepResult, want: ExpectedStep, outcome: Outcome) -> None:
-    """Every value of one step, parameters first, then each of the dialect's slots; raises on the first divergence.
-
-    The counter and any extra slots are the counter check's concern, not this one: a framework that keeps no
-    counter still has every number compared. A slot the dialect keeps but the implementation does not report
-    cannot be compared, and that is a divergence here.
-    """
-    fmt = ctx.fmt
-    for quantity, wanted in _quantities(want):
-        gotten = got.params if quantity == "params" else got.state.get(quantity)
-        if gotten is None:
-            raise ctx.fail(
-                f"step {step}: no state slot {quantity!r} to compare (the implementation reports "
-                f"{sorted(got.state) or 'none'})",
-                outcome,
-            )
-        if len(gotten) != len(wanted):
-            raise ctx.fail(f"step {step}: {len(gotten)} {quantity} tensors, but should be {len(wanted)}", outcome)
-        for tensor, (g, w) in enumerate(zip(gotten, wanted, strict=True)):
-            g = np.asarray(g)
-            where = f"{quantity}[{tensor}] at step {step}"
-            if g.dtype != fmt.np_dtype or g.shape != w.shape:
-                raise ctx.fail(f"{where} is {g.dtype}{list(g.shape)}, but should be {w.dtype}{list(w.shape)}", outcome)
-            scales = (want.scales.get(quantity) or [np.zeros(w.shape)])[tensor]
-            _compare_values(ctx, where, step, tensor, g, w, scales, ctx.bound(quantity), want, outcome)
-
-
-def _compare_values(
-    ctx: Context,
-    where: str,
-    step: int,
-    tensor: int,
-    got: np.ndarray,
-    want: np.ndarray,
-    scale: np.ndarray,
-    bound: Bound,
-    expected: ExpectedStep,
-    outcome: Outcome,
-) -> None:
-    fmt = ctx.fmt
-    if got.size == 0 or np.array_equal(got.view(fmt.uint_dtype), want.view(fmt.uint_dtype)):
-        return  # bit for bit: no class differs, no error, no ulp
-    klass = exact_class_mismatch(got, want)
-    k_needed = scaled_error(got, want, scale, fmt)
-    ulps = ulp_distance(got, want, fmt)
-    finite = np.isfinite(want.astype(np.float64))
-    if finite.any():
-        outcome.worst_ulp = max(outcome.worst_ulp, int(np.where(finite, ulps, 0).max()))
-    bad = klass | (k_needed > bound.k)
-    if not bad.any():
-        return
-    index = tuple(int(i) for i in np.argwhere(bad)[0])
-    g, w, s = got[index], want[index], float(scale[index])
-    allowed = bound.k * fmt.unit_roundoff * s + fmt.smallest_subnormal
-    detail = (
-        "the special-value class differs (NaN, inf and the sign of zero are exact)"
-        if klass[index]
-        else f"{ulps[index]} ulp; |error| = {abs(float(g) - float(w)):.3g} > {bound.k:g}·u·S + tiny = {allowed:.3g} "
-        f"(S = {s:.5g}; k = {bound.k:g}: {bound.source})"
-    )
-    message = f"{where}, element {list(index)}: got {_value_text(g, fmt)}, expected {_value_text(w, fmt)}; {detail}"
-    branches = expected.branches
-    if branches is not None and tensor < len(branches) and branches[tensor].size:
-        branch = int(branches[tensor].reshape(want.shape)[index])
-        message += f"; the reference took the {BRANCH_NAMES[branch]} branch"
-    raise ctx.fail(message, outcome)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Driving: everything handed to the implementation is a fresh copy (`handed`), everything read back is copied
-# out (`read`), so no check can change what another check expects or sees.
-
-
-def _needs(ctx: Context, capability: str, why: str) -> FullAdapter:
-    """Skip unless the adapter declares `capability`; then the adapter, typed with the methods it unlocks."""
-    if not getattr(ctx.adapter.capabilities, capability):
-        hint = claim_hint(ctx.adapter, capability)  # e.g. "pass sparse=True to TorchAdapter"
-        raise CheckSkip(f"capability '{capability}' not declared, which {why}" + (f"; {hint}" if hint else ""))
-    # The optional methods cannot be checked at run time (an adapter has only those its capabilities name), so the
-    # declared capability is what licenses the narrowing.
-    return cast(FullAdapter, ctx.adapter)
-
-
-def _unlocked(ctx: Context, capability: str, optimizer: LiveOptimizer) -> StatefulOptimizer:
-    """`optimizer` typed with the methods behind `capability`, which the check has required with `_needs`."""
-    if not getattr(ctx.adapter.capabilities, capability):  # a bug in the check, not in the adapter
-        raise RuntimeError(f"a check used capability '{capability}' without requiring it")
-    return cast(StatefulOptimizer, optimizer)
-
-
-def _grads_supported(ctx: Context) -> None:
-    if any(not isinstance(g, np.ndarray) for row in ctx.case.grads for g in row):
-        _needs(ctx, "sparse", "this case's row-sparse gradients need")
-    if ctx.case.losses is not None:
-        _needs(ctx, "loss", "this case's losses need")
-
-
-def _fresh(ctx: Context) -> LiveOptimizer:
-    case = ctx.case
-    return ctx.adapter.create(case.dialect, handed(case.hparams), handed(case.initial_params))
-
-
-def _create(ctx: Context) -> LiveOptimizer:
-    """A fresh optimizer in the case's initial state (set explicitly when the counter starts late)."""
-    optimizer = _fresh(ctx)
-    count, slots = ctx.case.initial_state
-    if count:
-        _needs(ctx, "set_state", f"starting the counter at {count} needs")
-        _unlocked(ctx, "set_state", optimizer).set_state(handed(ctx.case.initial_params), handed(slots), count)
-    return optimizer
-
-
-def _loss(case: Case, step: int) -> float | None:
-    return None if case.losses is None else case.losses[step]
-
-
-def free_run(ctx: Context, steps: int | None = None, optimizer: LiveOptimizer | None = None) -> list[StepResult]:
-    _grads_supported(ctx)
-    optimizer = optimizer or _create(ctx)
-    results = []
-    for t, row in enumerate(ctx.case.grads[:steps]):
-        optimizer.step(handed(row), _loss(ctx.case, t))
-        results.append(read(optimizer))
-    return results
-
-
-def _free(ctx: Context, cache: dict[str, Any]) -> list[StepResult]:
-    """The free-running trajectory, computed once per (adapter, case) and shared by the checks that read it. The
-    results are copies (`read`), so a check that reads them sees what the implementation reported at that step
-    whichever check ran it first."""
-    if "free" not in cache:
-        cache["free"] = free_run(ctx)
-    return cache["free"]
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # The checks
@@ -232,28 +48,27 @@ def _free(ctx: Context, cache: dict[str, Any]) -> list[StepResult]:
 
 def check_trajectory(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
     """Free-running: params and every slot at every step, within the tolerance (the counter is judged apart)."""
-    results = _free(ctx, cache)
+    results = shared_free_run(ctx, cache)
     for step, (got, want) in enumerate(zip(results, ctx.case.expected, strict=True), start=1):
         compare(ctx, step, got, want, outcome)
 
 
 def check_teacher_forced(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
     """From the expected state at step t, one step must give the expected state at t + 1, for every t."""
-    _needs(ctx, "set_state", "teacher forcing needs")
-    _grads_supported(ctx)
+    grads_supported(ctx)
     case = ctx.case
-    optimizer = _unlocked(ctx, "set_state", _fresh(ctx))
+    optimizer = unlocked(ctx, "set_state", fresh(ctx))
     count, slots = case.initial_state
     states = [(case.initial_params, slots, count), *[(e.params, e.state, e.count) for e in case.expected[:-1]]]
     for t, (params, state, counter) in enumerate(states):
         optimizer.set_state(handed(params), handed(state), counter)
-        optimizer.step(handed(case.grads[t]), _loss(case, t))
+        optimizer.step(handed(case.grads[t]), loss_at(ctx, t))
         compare(ctx, t + 1, read(optimizer), case.expected[t], outcome)
 
 
 def check_counter_and_slots(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
     """The counter is exact at every step; slot names, shapes and dtypes are the dialect's."""
-    results = _free(ctx, cache)
+    results = shared_free_run(ctx, cache)
     fmt = ctx.fmt
     counter = ctx.dialect.counter
     for step, (got, want) in enumerate(zip(results, ctx.case.expected, strict=True), start=1):
@@ -265,7 +80,7 @@ def check_counter_and_slots(ctx: Context, outcome: Outcome, cache: dict[str, Any
             raise ctx.fail(
                 f"step {step}: state slots {sorted(got.state)}, but the dialect's are {sorted(want.state)}", outcome
             )
-        for quantity, wanted in _quantities(want):
+        for quantity, wanted in quantities(want):
             gotten = got.params if quantity == "params" else got.state[quantity]
             shapes = [(np.asarray(g).dtype, np.shape(g)) for g in gotten]
             expected = [(fmt.np_dtype, w.shape) for w in wanted]
@@ -277,15 +92,15 @@ def check_counter_and_slots(ctx: Context, outcome: Outcome, cache: dict[str, Any
 
 def check_config_round_trip(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
     """get_config -> from_config keeps the configuration and behaves bit-identically."""
-    adapter = _needs(ctx, "config", "the config round trip needs")
-    _grads_supported(ctx)
+    adapter = full(ctx, "config")
+    grads_supported(ctx)
     case = ctx.case
-    original = _unlocked(ctx, "config", _create(ctx))
+    original = unlocked(ctx, "config", create(ctx))
     config = original.config()
-    rebuilt = _unlocked(ctx, "config", adapter.from_config(case.dialect, handed(config), handed(case.initial_params)))
+    rebuilt = unlocked(ctx, "config", adapter.from_config(case.dialect, handed(config), handed(case.initial_params)))
     count, slots = case.initial_state
-    if count:  # `_create` has required set_state for this counter
-        _unlocked(ctx, "set_state", rebuilt).set_state(handed(case.initial_params), handed(slots), count)
+    if count:  # `create` has required set_state for this counter
+        unlocked(ctx, "set_state", rebuilt).set_state(handed(case.initial_params), handed(slots), count)
     again = rebuilt.config()
     if again != config:
         changed = sorted(k for k in set(config) | set(again) if config.get(k) != again.get(k))
@@ -294,76 +109,39 @@ def check_config_round_trip(ctx: Context, outcome: Outcome, cache: dict[str, Any
             f"({ {k: config.get(k) for k in changed} } -> { {k: again.get(k) for k in changed} })",
             outcome,
         )
-    _bit_identical(
+    bit_identical(
         ctx, free_run(ctx, optimizer=original), free_run(ctx, optimizer=rebuilt), "the rebuilt optimizer", outcome
     )
 
 
 def check_checkpoint(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
     """Save after step k, load into a fresh optimizer, continue: bit-identical to the uninterrupted run."""
-    adapter = _needs(ctx, "serialize", "save/load needs")
+    adapter = full(ctx, "serialize")
     case = ctx.case
     k = case.checkpoint
     if k is None:
         raise CheckSkip("the case has no checkpoint step")
-    uninterrupted = _free(ctx, cache)
-    first = _unlocked(ctx, "serialize", _create(ctx))
+    uninterrupted = shared_free_run(ctx, cache)
+    first = unlocked(ctx, "serialize", create(ctx))
     before = free_run(ctx, steps=k, optimizer=first)
     with tempfile.TemporaryDirectory(prefix="optconf-") as folder:
         first.save(pathlib.Path(folder))
         resumed = adapter.load(case.dialect, handed(case.hparams), handed(before[-1].params), pathlib.Path(folder))
     loaded = read(resumed)
-    _bit_identical(ctx, [before[-1]], [loaded], f"the optimizer loaded after step {k}", outcome, first_step=k)
-    after = []
-    for t in range(k, len(case.grads)):
-        resumed.step(handed(case.grads[t]), _loss(case, t))
-        after.append(read(resumed))
-    _bit_identical(ctx, uninterrupted[k:], after, f"the run resumed after step {k}", outcome, first_step=k + 1)
-
-
-def _bit_identical(
-    ctx: Context,
-    reference_run: list[StepResult],
-    other: list[StepResult],
-    what: str,
-    outcome: Outcome,
-    first_step: int = 1,
-) -> None:
-    for step, (a, b) in enumerate(zip(reference_run, other, strict=True), start=first_step):
-        if a.count != b.count:
-            raise ctx.fail(
-                f"{what}: counter {b.count} at step {step}, but the uninterrupted run has {a.count}", outcome
-            )
-        if sorted(a.state) != sorted(b.state):
-            raise ctx.fail(f"{what}: slots {sorted(b.state)} at step {step}, but {sorted(a.state)} before", outcome)
-        for quantity, arrays in _quantities(a):
-            others = b.params if quantity == "params" else b.state[quantity]
-            for tensor, (x, y) in enumerate(zip(arrays, others, strict=True)):
-                x, y = np.asarray(x), np.asarray(y)
-                if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
-                    raise ctx.fail(
-                        f"{what} differs from the uninterrupted run in {quantity}[{tensor}] at step {step}: "
-                        f"{_first_bits(x, y, ctx.fmt)}",
-                        outcome,
-                    )
-
-
-def _first_bits(x: np.ndarray, y: np.ndarray, fmt: FloatFormat) -> str:
-    if x.shape != y.shape or x.dtype != y.dtype:
-        return f"{x.dtype}{list(x.shape)} vs {y.dtype}{list(y.shape)}"
-    index = tuple(int(i) for i in np.argwhere(x.view(fmt.uint_dtype) != y.view(fmt.uint_dtype))[0])
-    return f"element {list(index)}: {_value_text(y[index], fmt)} instead of {_value_text(x[index], fmt)}"
+    bit_identical(ctx, [before[-1]], [loaded], f"the optimizer loaded after step {k}", outcome, first_step=k)
+    after = free_run(ctx, optimizer=resumed, start=k)
+    bit_identical(ctx, uninterrupted[k:], after, f"the run resumed after step {k}", outcome, first_step=k + 1)
 
 
 def check_inputs_not_mutated(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
     """The gradients handed to the optimizer, dense and row-sparse (and its own copy of them), are unchanged by
     every step."""
-    _grads_supported(ctx)
+    grads_supported(ctx)
     case = ctx.case
-    optimizer = _create(ctx)
+    optimizer = create(ctx)
     for t, row in enumerate(case.grads):
         given = handed(row)
-        optimizer.step(given, _loss(case, t))
+        optimizer.step(given, loss_at(ctx, t))
         for tensor, (before, after) in enumerate(zip(row, given, strict=True)):
             changed = _changed(before, after, ctx.fmt)
             if changed:
@@ -388,18 +166,17 @@ def _changed(before: Any, after: Any, fmt: FloatFormat) -> str | None:
         where = ""
     after = np.asarray(after)
     if after.dtype != before.dtype or after.shape != before.shape or after.tobytes() != before.tobytes():
-        return where + _first_bits(before, after, fmt)
+        return where + first_bits(before, after, fmt)
     return None
 
 
 def check_replicas(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
     """Two replicas holding halves of each gradient aggregate to the case's gradient (summed)."""
-    _needs(ctx, "replicas", "replica aggregation needs")
-    _grads_supported(ctx)
+    grads_supported(ctx)
     case = ctx.case
     if any(not isinstance(g, np.ndarray) for row in case.grads for g in row) or case.losses is not None:
         raise CheckSkip("replica aggregation is checked on dense cases without losses")
-    optimizer = _unlocked(ctx, "replicas", _create(ctx))
+    optimizer = unlocked(ctx, "replicas", create(ctx))
     for t, row in enumerate(case.grads):
         halves = [_halve(g) for g in row]
         optimizer.step_replicated([[h[0] for h in halves], [h[1] for h in halves]])
@@ -411,17 +188,6 @@ def _halve(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a = (g.astype(np.float64) / 2).astype(g.dtype)
     b = (g.astype(np.float64) - a.astype(np.float64)).astype(g.dtype)
     return a, b
-
-
-CHECKS: dict[str, Callable[[Context, Outcome, dict[str, Any]], None]] = {
-    "trajectory": check_trajectory,
-    "teacher_forced": check_teacher_forced,
-    "counter_and_slots": check_counter_and_slots,
-    "config_round_trip": check_config_round_trip,
-    "checkpoint": check_checkpoint,
-    "inputs_not_mutated": check_inputs_not_mutated,
-    "replicas": check_replicas,
-}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -567,3 +333,87 @@ def _not_the_optimizers(exc: BaseException, adapter: Adapter) -> str | None:
     if _REFERENCE_CODE in path.parents and not any(isinstance(f.f_locals.get("self"), ReferenceLive) for f in frames):
         return f"raised by optconf's reference validation ({site}), which the adapter called itself"
     return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The registry: one record per check, from which the runner's test functions are matched, the cases each check is
+# collected for (`session.CASE_FILTERS`), its items and its report column are derived, in this order.
+
+# The random cases, plus every edge whose option an optimizer might apply to the gradient in place.
+_GRADIENT_TOUCHING = {"RANDOM", "SPARSE_DUPLICATES", "WEIGHT_DECAY", "MAXIMIZE", "CLIPPING"}
+
+CaseCheck = Callable[[Context, Outcome, dict[str, Any]], None]
+
+
+def _every_case(case: Case) -> bool:
+    return True
+
+
+def _touching_gradients(case: Case) -> bool:
+    return bool(set(case.flags) & _GRADIENT_TOUCHING)
+
+
+def _random_with_checkpoint(case: Case) -> bool:
+    return "RANDOM" in case.flags and "CHECKPOINT" in case.flags
+
+
+def _with_checkpoint(case: Case) -> bool:
+    return "CHECKPOINT" in case.flags
+
+
+def _random(case: Case) -> bool:
+    return "RANDOM" in case.flags
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: `test_<name>` in conformance/test_conformance.py runs it.
+
+    `subjects` says what it is collected over: corpus cases (those `cases` keeps, of the dialects an adapter
+    claims), the out-of-range settings of each claimed dialect, or fresh fuzzed cases of each (with --fuzz).
+    `needs` is the capability it skips without, with why; `column` heads its column of the report, when that is
+    not its name. `function` is what it runs, whose docstring documents it (fuzzing is run by conformance.fuzz,
+    which itself runs a check, so it has none here).
+    """
+
+    name: str
+    subjects: Literal["cases", "settings", "fuzz"]
+    function: Callable[..., Any] | None = None
+    cases: Callable[[Case], bool] = _every_case
+    needs: tuple[str, str] | None = None  # (capability, what needs it)
+    column: str | None = None
+
+    @property
+    def heading(self) -> str:
+        return self.column or self.name
+
+    def run(self, ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
+        """The check on one case: skipped unless the adapter declares what it needs."""
+        if self.subjects != "cases" or self.function is None:
+            raise TypeError(f"check {self.name} does not run on a corpus case")
+        if self.needs is not None:
+            needs(ctx, *self.needs)
+        self.function(ctx, outcome, cache)
+
+
+REGISTRY: tuple[Check, ...] = (
+    Check("trajectory", "cases", check_trajectory),
+    Check("teacher_forced", "cases", check_teacher_forced, needs=("set_state", "teacher forcing needs")),
+    Check("counter_and_slots", "cases", check_counter_and_slots),
+    Check(
+        "config_round_trip",
+        "cases",
+        check_config_round_trip,
+        _random_with_checkpoint,
+        ("config", "the config round trip needs"),
+    ),
+    Check("checkpoint", "cases", check_checkpoint, _with_checkpoint, ("serialize", "save/load needs")),
+    Check("inputs_not_mutated", "cases", check_inputs_not_mutated, _touching_gradients),
+    Check("replicas", "cases", check_replicas, _random, ("replicas", "replica aggregation needs")),
+    Check("invalid_hparams", "settings", check_invalid_hparams),
+    Check("fuzz", "fuzz"),
+)
+BY_NAME = {check.name: check for check in REGISTRY}
+
+# The checks that run on one corpus case, by name, each skipping unless the adapter declares what it needs.
+CHECKS: dict[str, CaseCheck] = {check.name: check.run for check in REGISTRY if check.subjects == "cases"}

@@ -73,12 +73,13 @@ def options_section() -> str:
 
 def checks_section() -> str:
     """The checks, from the docstrings of the functions that run them."""
-    from conformance.checks import CHECKS, check_invalid_hparams
+    from conformance.checks import REGISTRY
 
     lines = ["| Check | What it asserts |", "| --- | --- |"]
-    for name, function in [*CHECKS.items(), ("invalid_hparams", check_invalid_hparams)]:
-        doc = " ".join((function.__doc__ or "").split())
-        lines.append(f"| `test_{name}` | {doc} |")
+    for check in REGISTRY:
+        if check.function is not None:
+            doc = " ".join((check.function.__doc__ or "").split())
+            lines.append(f"| `test_{check.name}` | {doc} |")
     return "\n".join(lines) + "\n"
 
 

@@ -10,10 +10,12 @@ import numpy as np
 
 from reference._numerics import FloatFormat, bits_to_hex, decimal_string
 
-from .checks import BRANCH_NAMES, CheckSkip, Context, free_run
+from .comparison import BRANCH_NAMES
+from .context import CheckSkip, Context
 from .corpus import Case, load
+from .driving import free_run
 from .spec import resolve
-from .tolerance import exact_class_mismatch, scaled_error, ulp_distance
+from .tolerance import judge, ulp_distance
 
 __all__ = ["explain", "find_case"]
 
@@ -65,12 +67,12 @@ def explain(case: Case, impl: str, subject: str | None, out: TextIO) -> int:
             for tensor, (g, w) in enumerate(zip(gotten, wanted, strict=True)):
                 g = np.asarray(g, dtype=fmt.np_dtype).reshape(w.shape)
                 scale = want.scales[quantity][tensor]
-                ks, ulps = scaled_error(g, w, scale, fmt), ulp_distance(g, w, fmt)
-                special = exact_class_mismatch(g, w)
+                judged, ulps = judge(g, w, scale, fmt, bound.k), ulp_distance(g, w, fmt)
                 for index in np.ndindex(w.shape):
                     marker = ""
-                    if (ks[index] > bound.k or special[index]) and not diverged:
-                        why = "NaN, inf and the sign of zero are exact" if special[index] else f"bound k = {bound.k:g}"
+                    if judged.outside[index] and not diverged:
+                        special = judged.special[index]
+                        why = "NaN, inf and the sign of zero are exact" if special else f"bound k = {bound.k:g}"
                         diverged, marker = True, f"  <-- first divergence ({why})"
                     branch = ""
                     if quantity == "params" and want.branches is not None:
@@ -78,7 +80,7 @@ def explain(case: Case, impl: str, subject: str | None, out: TextIO) -> int:
                     name = f"{quantity}[{tensor}]{list(index) if index else ''}"
                     print(
                         f"  {step:>4}  {name:<16} {_text(w[index], fmt):<40} {_text(g[index], fmt):<40} "
-                        f"{min(int(ulps[index]), 999999):>6} {float(ks[index]):>8.3g}  {branch}{marker}",
+                        f"{min(int(ulps[index]), 999999):>6} {float(judged.needed[index]):>8.3g}  {branch}{marker}",
                         file=out,
                     )
         if want.count is not None and got.count != want.count:

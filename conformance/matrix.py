@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from .checks import BY_NAME
 from .registry import MatrixRun
 from .report import ALL_CHECKS
 
@@ -69,7 +70,7 @@ def render(evidence: Sequence[dict[str, Any]]) -> str:
     ran = {r["check"] for doc in evidence for r in doc["results"]}
     checks = [c for c in ALL_CHECKS if c in ran]
     lines = [
-        "| Implementation | Versions | Dialect | " + " | ".join(f"`{c}`" for c in checks) + " |",
+        "| Implementation | Versions | Dialect | " + " | ".join(f"`{BY_NAME[c].heading}`" for c in checks) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in checks) + " |",
     ]
     for doc in evidence:

@@ -6,21 +6,21 @@ import json
 import pathlib
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 import reference
 
-from .adapter import versions_of
-from .checks import CHECKS, invalid_settings
+from .adapter import Adapter, versions_of
+from .checks import BY_NAME, REGISTRY, invalid_settings
 from .manifest import Entry
 from .session import Item, OptconfSession
 
 __all__ = ["ALL_CHECKS", "Evidence", "item_id", "items_for", "stale_entries"]
 
-ALL_CHECKS = (*CHECKS, "invalid_hparams", "fuzz")
+ALL_CHECKS = tuple(check.name for check in REGISTRY)
 # A conformance test id: test_CHECK[(IMPL-)DIALECT-DTYPE-LABEL], as `item_id` writes it.
 _CRASHED = re.compile(
     r"test_(?P<check>\w+)\[(?:(?P<impl>.+)-)?(?P<dialect>(?:adagrad|rprop)/[\w.+-]+?)-"
@@ -30,20 +30,35 @@ CELL = {"passed": "ok", "failed": "FAIL", "xfailed": "xfail", "skipped": "skip",
 
 
 def items_for(session: OptconfSession, check: str) -> Iterator[Item]:
+    """What `test_<check>` is parametrized over, from the check's record."""
+    record = BY_NAME[check]
     for adapter in session.adapters:
-        if check == "fuzz":
-            if session.settings.fuzz:
-                yield from (Item(check, adapter, None, d, "", "fuzz") for d in adapter.capabilities.dialects)
-            continue
-        if check == "invalid_hparams":
-            for dialect_id in adapter.capabilities.dialects:
-                dialect = reference.get(dialect_id)
-                dtype = "float32" if "float32" in dialect.dtypes else dialect.dtypes[0]
-                for setting in invalid_settings(dialect):
-                    yield Item(check, adapter, None, dialect_id, dtype, setting.label, setting)
-            continue
-        for case in session.cases_for(adapter, check):
-            yield Item(check, adapter, case)
+        yield from _SUBJECTS[record.subjects](session, adapter, check)
+
+
+def _case_items(session: OptconfSession, adapter: Adapter, check: str) -> Iterator[Item]:
+    for case in session.cases_for(adapter, check):
+        yield Item(check, adapter, case)
+
+
+def _setting_items(session: OptconfSession, adapter: Adapter, check: str) -> Iterator[Item]:
+    for dialect_id in adapter.capabilities.dialects:
+        dialect = reference.get(dialect_id)
+        dtype = "float32" if "float32" in dialect.dtypes else dialect.dtypes[0]
+        for setting in invalid_settings(dialect):
+            yield Item(check, adapter, None, dialect_id, dtype, setting.label, setting)
+
+
+def _fuzz_items(session: OptconfSession, adapter: Adapter, check: str) -> Iterator[Item]:
+    if session.settings.fuzz:
+        yield from (Item(check, adapter, None, d, "", "fuzz") for d in adapter.capabilities.dialects)
+
+
+_SUBJECTS: dict[str, Callable[[OptconfSession, Adapter, str], Iterator[Item]]] = {
+    "cases": _case_items,
+    "settings": _setting_items,
+    "fuzz": _fuzz_items,
+}
 
 
 def item_id(session: OptconfSession, item: Item) -> str:
@@ -162,7 +177,7 @@ class Evidence:
         if not cells:
             return []
         checks = [c for c in ALL_CHECKS if any(k[0] == c for cell in cells.values() for k in cell)]
-        head = ["implementation", "dialect", "dtype", *checks]
+        head = ["implementation", "dialect", "dtype", *(BY_NAME[check].heading for check in checks)]
         rows = [[*key, *(_cell(counts, check) for check in checks)] for key, counts in sorted(cells.items())]
         widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
         lines = ["", "optconf conformance matrix (cells: ok | FAIL n | xfail n | skip n | XPASS n):"]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import reference
 
 from .adapter import Adapter, own_manifest, versions_of
-from .checks import InvalidSetting
+from .checks import REGISTRY, InvalidSetting
 from .corpus import Case, Corpus, load
 from .manifest import Entry, load_manifest
 from .registry import built_in, manifest_path
@@ -19,19 +19,8 @@ from .spec import resolve
 
 __all__ = ["Item", "OptconfSession", "Settings", "fuzz_case_view"]
 
-_GRADIENT_TOUCHING = {"RANDOM", "SPARSE_DUPLICATES", "WEIGHT_DECAY", "MAXIMIZE", "CLIPPING"}
-
-# Which cases each check runs on; the rest of the corpus is covered by the trajectory checks.
-CASE_FILTERS = {
-    "trajectory": lambda case: True,
-    "teacher_forced": lambda case: True,
-    "counter_and_slots": lambda case: True,
-    # The random cases, plus every edge whose option an optimizer might apply to the gradient in place.
-    "inputs_not_mutated": lambda case: bool(set(case.flags) & _GRADIENT_TOUCHING),
-    "config_round_trip": lambda case: "RANDOM" in case.flags and "CHECKPOINT" in case.flags,
-    "checkpoint": lambda case: "CHECKPOINT" in case.flags,
-    "replicas": lambda case: "RANDOM" in case.flags,
-}
+# Which cases each check runs on (the registry's `cases`); the rest of the corpus is covered by the trajectory checks.
+CASE_FILTERS: dict[str, Callable[[Case], bool]] = {c.name: c.cases for c in REGISTRY if c.subjects == "cases"}
 
 
 @dataclass(frozen=True)

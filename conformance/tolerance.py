@@ -12,7 +12,17 @@ from reference._numerics import FloatFormat
 from reference.families import FAMILIES
 from reference.family import Bound
 
-__all__ = ["K_TABLE", "Bound", "bound_for", "exact_class_mismatch", "ordered_bits", "scaled_error", "ulp_distance"]
+__all__ = [
+    "K_TABLE",
+    "Bound",
+    "Judged",
+    "bound_for",
+    "exact_class_mismatch",
+    "judge",
+    "ordered_bits",
+    "scaled_error",
+    "ulp_distance",
+]
 
 
 # (family, canonical quantity) -> k, the same for every format: S already scales with the format's u. Each family's
@@ -64,3 +74,22 @@ def exact_class_mismatch(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
     inf = (np.isinf(g) | np.isinf(e)) & ~(np.isnan(g) | np.isnan(e)) & (g != e)
     zero = (e == 0) & (g == 0) & (np.signbit(g) != np.signbit(e))
     return nan | inf | zero
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The tolerance test of one tensor, element by element."""
+
+    needed: np.ndarray  # the k each element needs (`scaled_error`)
+    special: np.ndarray  # where the special-value class differs, which no k allows
+    outside: np.ndarray  # where the element fails: its class differs, or it needs more than the bound's k
+
+
+def judge(got: np.ndarray, expected: np.ndarray, scale: np.ndarray, fmt: FloatFormat, k: float) -> Judged:
+    """The one pass/fail test of the tolerance model: within k·u·S + tiny, and NaN, inf and the sign of zero exact.
+
+    The checks, `optconf explain` and the project's tests all judge values here, so they cannot disagree.
+    """
+    special = exact_class_mismatch(got, expected)
+    needed = scaled_error(got, expected, scale, fmt)
+    return Judged(needed, special, special | (needed > k))

@@ -12,7 +12,8 @@ import numpy as np
 from ._arith import NumpyOps, OracleOps, Tracked
 from ._numerics import FloatFormat, format_of, round_mpf
 from .dialects import LOSS_SLOT, Dialect, get
-from .sparse import SparseGrad, sparse_step
+from .sparse import SparseGrad
+from .stepping import step
 
 __all__ = ["ORACLE_DPS", "Step", "observe", "run", "to_format", "with_state"]
 
@@ -135,10 +136,7 @@ def _run(
     steps = [observe(ops, dialect, theta, state)]
     for index, row in enumerate(grads):
         loss = None if losses is None else float(losses[index])
-        if any(isinstance(g, SparseGrad) for g in row):
-            theta, state = sparse_step(family, ops, hp, dialect.knobs, state, theta, row[0])
-        else:
-            theta, state = family.step(ops, hp, dialect.knobs, state, theta, [ops.array(g) for g in row], loss)
+        theta, state = step(ops, dialect, hp, state, theta, row, loss)
         steps.append(observe(ops, dialect, theta, state))
     return steps
 

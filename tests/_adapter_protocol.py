@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 
 from conformance import corpus
-from conformance.tolerance import scaled_error
+from conformance.tolerance import bound_for, judge
 from reference import FloatFormat, format_of
 
 # The tolerance table's k for Adagrad, the family these tests step most.
-K = 2.0
+K = bound_for("adagrad", "params").k
 
 # (params, slots by dialect name, counter), as the adapter reports them after a step.
 Snapshot = tuple[list[np.ndarray], dict[str, list[np.ndarray]], int | None]
@@ -66,8 +66,8 @@ def assert_within_k(
     for quantity, gots, wants in pairs:
         for tensor, (g, w) in enumerate(zip(gots, wants, strict=True)):
             assert g.dtype == w.dtype and g.shape == w.shape, f"{label}: {quantity}[{tensor}] {g.dtype}{g.shape}"
-            k = scaled_error(g, w, want.scales[quantity][tensor], fmt)
-            assert k.size == 0 or k.max() <= K, f"{label}: {quantity}[{tensor}] k = {k.max():.3g} > {K}"
+            judged = judge(g, w, want.scales[quantity][tensor], fmt, K)
+            assert not judged.outside.any(), f"{label}: {quantity}[{tensor}] k = {judged.needed.max():.3g} > {K}"
 
 
 def assert_identical(got: Sequence[Snapshot], want: Sequence[Snapshot], label: str) -> None:

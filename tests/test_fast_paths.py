@@ -120,18 +120,24 @@ def test_steps_a_loop_cannot_take_stay_with_numpy(why, dtype, hparams, size):
     assert _fused.fused_step(dialect.family, ops, hp, dialect.knobs, state, theta, grads) is None, why
 
 
-@needs_numba
-@pytest.mark.parametrize("dialect_id", list(reference.DIALECTS))
-def test_reference_adapter_on_large_tensors_steps_as_numpy_does(dialect_id, monkeypatch):
-    """Through `ReferenceLive`, whose compiled steps write the new state over the old one."""
-    compiled = []
+def _count_compiled_steps(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each step through `reference.stepping` took the compiled loop, in order."""
+    compiled: list[bool] = []
 
     def counted(*args, **kwargs):
         stepped = _fused.fused_step(*args, **kwargs)
         compiled.append(stepped is not None)
         return stepped
 
-    monkeypatch.setattr("conformance.adapters.reference.fused_step", counted)
+    monkeypatch.setattr("reference.stepping.fused_step", counted)
+    return compiled
+
+
+@needs_numba
+@pytest.mark.parametrize("dialect_id", list(reference.DIALECTS))
+def test_reference_adapter_on_large_tensors_steps_as_numpy_does(dialect_id, monkeypatch):
+    """Through `ReferenceLive`, whose compiled steps write the new state over the old one."""
+    compiled = _count_compiled_steps(monkeypatch)
     dialect = reference.get(dialect_id)
     rng = np.random.default_rng(7)
     shapes = [(70001,), (260, 257)]
@@ -154,3 +160,18 @@ def test_reference_adapter_on_large_tensors_steps_as_numpy_does(dialect_id, monk
         want = expected[t]
         for a, b in zip(want.params, got.params, strict=True):
             assert same_bits(a, b, any_nan=True), f"step {t + 1}: a kept result changed"
+
+
+@needs_numba
+def test_reference_run_with_numpy_takes_the_compiled_loop(monkeypatch):
+    """`reference.run(..., evaluator="numpy")` steps large tensors as the reference adapter does: compiled."""
+    compiled = _count_compiled_steps(monkeypatch)
+    dialect = reference.get("adagrad/torch")
+    rng = np.random.default_rng(11)
+    params = [inputs(rng, (1 << 16,), np.dtype(np.float32))]
+    steps = [[inputs(rng, (1 << 16,), np.dtype(np.float32))] for _ in range(2)]
+    hparams = hparams_variants(dialect)[1]
+    expected = trajectory(dialect, NumpyOps(reference.format_of("float32")), hparams, params, steps)
+    got = reference.run(dialect, hparams, "float32", params, steps, evaluator="numpy")
+    assert compiled and all(compiled), "reference.run did not take the compiled loop"
+    assert_same_trajectory(expected, got, "adagrad/torch float32 (reference.run)", any_nan=True)

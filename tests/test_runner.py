@@ -239,3 +239,19 @@ def test_fuzz_mode_passes_the_reference(pytester, monkeypatch):
     result = run(pytester, "--impl=reference", "--fuzz=15", "-k", "fuzz", "-p", "no:cacheprovider", "-q")
     assert result.ret == 0
     assert result.parseoutcomes()["passed"] == len(DIALECTS)  # one fuzz test per dialect
+
+
+def test_the_test_functions_are_the_check_registry_one_to_one():
+    """Each check is one record of `conformance.checks.REGISTRY`; pytest needs a `test_<name>` function for each,
+    so they are written out, and must be exactly the registry's, in its order (the order the checks run in)."""
+    import conformance.test_conformance as module
+    from conformance.checks import CHECKS, REGISTRY
+    from conformance.report import ALL_CHECKS
+    from conformance.session import CASE_FILTERS
+
+    defined = [name.removeprefix("test_") for name in vars(module) if name.startswith("test_")]
+    names = [check.name for check in REGISTRY]
+    assert defined == names
+    assert list(ALL_CHECKS) == names
+    on_cases = [check.name for check in REGISTRY if check.subjects == "cases"]
+    assert list(CHECKS) == list(CASE_FILTERS) == on_cases

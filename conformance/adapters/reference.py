@@ -11,8 +11,8 @@ import numpy as np
 
 import reference
 from reference._arith import NumpyOps
-from reference._fused import fused_step
-from reference.sparse import SparseGrad, sparse_step
+from reference.sparse import SparseGrad
+from reference.stepping import step
 from reference.trajectory import observe, to_format, with_state
 from reference.vectors.codec import decode_hparams, decode_tensor, encode_hparams, encode_input
 
@@ -37,24 +37,16 @@ class ReferenceLive:
         self._grads: list[np.ndarray] = []
 
     def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
-        family, knobs = self._dialect.family, self._dialect.knobs
         self._grads = [g for g in grads if isinstance(g, np.ndarray)]
+        row = [
+            SparseGrad(g.indices, to_format(g.values, self._ops.fmt)) if isinstance(g, SparseGrad) else g for g in grads
+        ]
         with np.errstate(all="ignore"):
-            if any(isinstance(g, SparseGrad) for g in grads):
-                values = [SparseGrad(g.indices, to_format(g.values, self._ops.fmt)) for g in grads]
-                self._theta, self._state = sparse_step(
-                    family, self._ops, self._hp, knobs, self._state, self._theta, values[0]
-                )
-            else:
-                # Large tensors go through one compiled loop when numba is installed; the same bits either way.
-                # Its results may be written over the old state: this object hands out only copies of it.
-                stepped = fused_step(
-                    family, self._ops, self._hp, knobs, self._state, self._theta, list(grads), loss, overwrite=True
-                )
-                if stepped is None:
-                    arrays = [self._ops.array(g) for g in grads]
-                    stepped = family.step(self._ops, self._hp, knobs, self._state, self._theta, arrays, loss)
-                self._theta, self._state = stepped
+            # The new state may be written over the old (the compiled loop's fast store): this object hands out
+            # only copies of it.
+            self._theta, self._state = step(
+                self._ops, self._dialect, self._hp, self._state, self._theta, row, loss, overwrite=True
+            )
 
     def step_replicated(self, per_replica: Sequence[Sequence[np.ndarray]]) -> None:
         # Replicas are summed before the step, as the frameworks' default aggregation does.

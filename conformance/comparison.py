@@ -1,0 +1,130 @@
+"""Comparison: one step's values against the corpus within the tolerance, or two runs bit for bit, and the
+diagnosis that names the first divergence (the step, the quantity and element, expected and got in hex and
+decimal, the ulp distance, the bound and its source, and the branch the reference took)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from reference._numerics import FloatFormat, bits_to_hex, decimal_string
+
+from .adapter import StepResult
+from .context import Context, Outcome
+from .corpus import ExpectedStep
+from .tolerance import Bound, judge, ulp_distance
+
+__all__ = ["BRANCH_NAMES", "bit_identical", "compare", "first_bits", "quantities"]
+
+BRANCH_NAMES = {1: "grow (m > 0)", -1: "shrink (m < 0)", 0: "keep (m = 0)"}
+
+
+def quantities(result: StepResult | ExpectedStep) -> Iterator[tuple[str, list[np.ndarray]]]:
+    yield "params", result.params
+    yield from result.state.items()
+
+
+def _value_text(x: Any, fmt: FloatFormat) -> str:
+    return f"{bits_to_hex(x, fmt)} ({decimal_string(x, 21)})"
+
+
+def compare(ctx: Context, step: int, got: StepResult, want: ExpectedStep, outcome: Outcome) -> None:
+    """Every value of one step, parameters first, then each of the dialect's slots; raises on the first divergence.
+
+    The counter and any extra slots are the counter check's concern, not this one: a framework that keeps no
+    counter still has every number compared. A slot the dialect keeps but the implementation does not report
+    cannot be compared, and that is a divergence here.
+    """
+    fmt = ctx.fmt
+    for quantity, wanted in quantities(want):
+        gotten = got.params if quantity == "params" else got.state.get(quantity)
+        if gotten is None:
+            raise ctx.fail(
+                f"step {step}: no state slot {quantity!r} to compare (the implementation reports "
+                f"{sorted(got.state) or 'none'})",
+                outcome,
+            )
+        if len(gotten) != len(wanted):
+            raise ctx.fail(f"step {step}: {len(gotten)} {quantity} tensors, but should be {len(wanted)}", outcome)
+        for tensor, (g, w) in enumerate(zip(gotten, wanted, strict=True)):
+            g = np.asarray(g)
+            where = f"{quantity}[{tensor}] at step {step}"
+            if g.dtype != fmt.np_dtype or g.shape != w.shape:
+                raise ctx.fail(f"{where} is {g.dtype}{list(g.shape)}, but should be {w.dtype}{list(w.shape)}", outcome)
+            scales = (want.scales.get(quantity) or [np.zeros(w.shape)])[tensor]
+            _compare_values(ctx, where, step, tensor, g, w, scales, ctx.bound(quantity), want, outcome)
+
+
+def _compare_values(
+    ctx: Context,
+    where: str,
+    step: int,
+    tensor: int,
+    got: np.ndarray,
+    want: np.ndarray,
+    scale: np.ndarray,
+    bound: Bound,
+    expected: ExpectedStep,
+    outcome: Outcome,
+) -> None:
+    fmt = ctx.fmt
+    if got.size == 0 or np.array_equal(got.view(fmt.uint_dtype), want.view(fmt.uint_dtype)):
+        return  # bit for bit: no class differs, no error, no ulp
+    judged = judge(got, want, scale, fmt, bound.k)
+    ulps = ulp_distance(got, want, fmt)
+    finite = np.isfinite(want.astype(np.float64))
+    if finite.any():
+        outcome.worst_ulp = max(outcome.worst_ulp, int(np.where(finite, ulps, 0).max()))
+    if not judged.outside.any():
+        return
+    index = tuple(int(i) for i in np.argwhere(judged.outside)[0])
+    g, w, s = got[index], want[index], float(scale[index])
+    allowed = bound.k * fmt.unit_roundoff * s + fmt.smallest_subnormal
+    detail = (
+        "the special-value class differs (NaN, inf and the sign of zero are exact)"
+        if judged.special[index]
+        else f"{ulps[index]} ulp; |error| = {abs(float(g) - float(w)):.3g} > {bound.k:g}·u·S + tiny = {allowed:.3g} "
+        f"(S = {s:.5g}; k = {bound.k:g}: {bound.source})"
+    )
+    message = f"{where}, element {list(index)}: got {_value_text(g, fmt)}, expected {_value_text(w, fmt)}; {detail}"
+    branches = expected.branches
+    if branches is not None and tensor < len(branches) and branches[tensor].size:
+        branch = int(branches[tensor].reshape(want.shape)[index])
+        message += f"; the reference took the {BRANCH_NAMES[branch]} branch"
+    raise ctx.fail(message, outcome)
+
+
+def bit_identical(
+    ctx: Context,
+    reference_run: list[StepResult],
+    other: list[StepResult],
+    what: str,
+    outcome: Outcome,
+    first_step: int = 1,
+) -> None:
+    for step, (a, b) in enumerate(zip(reference_run, other, strict=True), start=first_step):
+        if a.count != b.count:
+            raise ctx.fail(
+                f"{what}: counter {b.count} at step {step}, but the uninterrupted run has {a.count}", outcome
+            )
+        if sorted(a.state) != sorted(b.state):
+            raise ctx.fail(f"{what}: slots {sorted(b.state)} at step {step}, but {sorted(a.state)} before", outcome)
+        for quantity, arrays in quantities(a):
+            others = b.params if quantity == "params" else b.state[quantity]
+            for tensor, (x, y) in enumerate(zip(arrays, others, strict=True)):
+                x, y = np.asarray(x), np.asarray(y)
+                if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
+                    raise ctx.fail(
+                        f"{what} differs from the uninterrupted run in {quantity}[{tensor}] at step {step}: "
+                        f"{first_bits(x, y, ctx.fmt)}",
+                        outcome,
+                    )
+
+
+def first_bits(x: np.ndarray, y: np.ndarray, fmt: FloatFormat) -> str:
+    if x.shape != y.shape or x.dtype != y.dtype:
+        return f"{x.dtype}{list(x.shape)} vs {y.dtype}{list(y.shape)}"
+    index = tuple(int(i) for i in np.argwhere(x.view(fmt.uint_dtype) != y.view(fmt.uint_dtype))[0])
+    return f"element {list(index)}: {_value_text(y[index], fmt)} instead of {_value_text(x[index], fmt)}"

@@ -1,0 +1,57 @@
+"""What a check is given and how it answers: the adapter and case it judges, and the verdicts it raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import reference
+from reference._numerics import FloatFormat, format_of
+
+from .adapter import Adapter
+from .corpus import Case
+from .tolerance import Bound, bound_for
+
+__all__ = ["CheckFailure", "CheckSkip", "Context", "Outcome"]
+
+
+class CheckFailure(AssertionError):
+    """A check found a divergence; str() is the full diagnosis."""
+
+
+class CheckSkip(Exception):
+    """The case needs a capability the adapter does not declare (the message is the reason)."""
+
+
+@dataclass
+class Outcome:
+    """What a passing or failing check measured, for the evidence report."""
+
+    worst_ulp: int = 0
+    first_divergence: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Context:
+    adapter: Adapter
+    case: Case
+    repro: str
+    k_override: float | None = None
+
+    @property
+    def dialect(self) -> reference.Dialect:
+        return reference.get(self.case.dialect)
+
+    @property
+    def fmt(self) -> FloatFormat:
+        return format_of(self.case.dtype)
+
+    def bound(self, quantity: str) -> Bound:
+        canonical = {name: c for c, name in self.dialect.slots.items()}.get(quantity, quantity)
+        if self.k_override is not None:
+            return Bound(self.k_override, "a tolerance override in the implementer's manifest")
+        return bound_for(self.dialect.family.name, canonical)
+
+    def fail(self, message: str, outcome: Outcome) -> CheckFailure:
+        outcome.first_divergence = message
+        return CheckFailure(f"{self.case.test_id}: {message}\n  repro: {self.repro}")
