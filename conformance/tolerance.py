@@ -6,6 +6,8 @@ format's unit roundoff and smallest subnormal.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from reference._numerics import FloatFormat
