@@ -9,10 +9,9 @@ from typing import Any
 
 from reference.describe import dialects_section
 
-__all__ = ["GENERATED", "SCHEMA_VALIDATOR", "render", "schema_validator_source", "stale_sections"]
+__all__ = ["GENERATED", "render", "stale_sections"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SCHEMA_VALIDATOR = pathlib.Path(__file__).with_name("_vector_schema.py")
 
 
 def _type_of(spec: dict[str, Any]) -> str:
@@ -154,12 +153,3 @@ def stale_sections(path: pathlib.Path) -> list[str]:
         if text[text.find(begin) : text.find(end)] != fresh[fresh.find(begin) : fresh.find(end)]:
             stale.append(name)
     return stale
-
-
-def schema_validator_source(schema_path: pathlib.Path = ROOT / "vectors" / "schema.json") -> str:
-    """The corpus validator compiled from vectors/schema.json to plain Python, so loading never execs code."""
-    import fastjsonschema
-
-    schema = json.loads(schema_path.read_text(encoding="utf-8"))
-    header = "# Generated from vectors/schema.json by `optconf docs` (fastjsonschema); do not edit.\n"
-    return header + "# ruff: noqa\n" + fastjsonschema.compile_to_code(schema)
