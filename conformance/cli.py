@@ -228,7 +228,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--impl", action="append", help="also run this SPEC (repeatable)")
     p.add_argument("--only", action="append", help="run only these SPECs (repeatable)")
     p.add_argument("--file", default="CONFORMANCE.md", help="where the Markdown matrix goes, between markers")
-    p.add_argument("--evidence", default="conformance-evidence.json", help="where the JSON evidence goes")
+    p.add_argument(
+        "--evidence", default="docs/conformance-evidence.json", help="where the JSON evidence goes (rewritten whole)"
+    )
     p.set_defaults(func=matrix)
     p = commands.add_parser("docs", help="regenerate the generated sections of CONFORMANCE.md")
     p.add_argument("--file", default="CONFORMANCE.md")
