@@ -176,27 +176,28 @@ def matrix(args: argparse.Namespace) -> int:
 
 
 def docs(args: argparse.Namespace) -> int:
-    from conformance.docs import SCHEMA_VALIDATOR, render, schema_validator_source, stale_sections
+    from conformance.docs import stale, write
 
-    path = pathlib.Path(args.file)
-    validator = schema_validator_source()
+    root = pathlib.Path(args.root)
     if args.check:
-        stale = stale_sections(path)
-        if SCHEMA_VALIDATOR.read_text(encoding="utf-8") != validator:
-            stale.append(f"{SCHEMA_VALIDATOR.name} (from vectors/schema.json)")
-        if stale:
-            print(f"generated text out of date: {', '.join(stale)}; run `optconf docs`", file=sys.stderr)
+        found = stale(root)
+        if found:
+            print(f"generated text out of date: {', '.join(found)}; run `optconf docs`", file=sys.stderr)
             return 1
         return 0
-    path.write_text(render(path.read_text(encoding="utf-8")), encoding="utf-8")
-    SCHEMA_VALIDATOR.write_text(validator, encoding="utf-8")
+    write(root)
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optconf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("trace", help="print the reference trajectory of a dialect for given inputs, as JSON")
+    p = commands.add_parser(
+        "trace",
+        help="print the reference trajectory of a dialect for given inputs, as JSON",
+        description="Run the reference on the given parameters and gradients and print every step's parameters and "
+        "state as JSON on standard output, each number a string that float() parses exactly. Writes no file.",
+    )
     p.add_argument("dialect", help="a dialect id, e.g. adagrad/torch or rprop/irprop-")
     p.add_argument("--dtype", default="float32", help="float16, bfloat16, float32 or float64 (default float32)")
     p.add_argument("--hparams", default="{}", help="JSON object, using the dialect's own hyperparameter names")
@@ -205,7 +206,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--losses", help="JSON list: one loss per step (iRprop+)")
     p.add_argument("--evaluator", choices=("oracle", "numpy"), default="oracle", help="default: the mpmath oracle")
     p.set_defaults(func=trace)
-    p = commands.add_parser("generate", help="write the golden vector corpus from the reference")
+    p = commands.add_parser(
+        "generate",
+        help="write the golden vector corpus from the reference",
+        description="Compute every case of the golden corpus with the reference and rewrite the corpus folder: one "
+        "JSON file per dialect and MANIFEST.json. With --check, write nothing: regenerate in memory and exit 1, with "
+        "a per-case diff, unless the committed corpus is bit-identical.",
+    )
     p.add_argument("--out", help="the corpus folder (default: the project's vectors/)")
     p.add_argument("--dialect", action="append", help="only this dialect (repeatable)")
     p.add_argument("--dtype", action="append", help="only this format (repeatable; needs --out)")
@@ -214,10 +221,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=generate)
-    p = commands.add_parser("lint", help="validate the corpus: schema, manifest hashes, counts, tcIds, flags")
+    p = commands.add_parser(
+        "lint",
+        help="validate the corpus: schema, manifest hashes, counts, tcIds, flags",
+        description="Check a corpus folder as the runner does before using it, and more: the schema, the manifest's "
+        "hashes and counts, unique tcIds, flags defined and used, limits, cross-field invariants, and every expected "
+        "decimal against its hex value. Prints one line per problem and exits 1 if there is any. Writes no file.",
+    )
     p.add_argument("--root", help="the corpus folder (default: the project's vectors/)")
     p.set_defaults(func=lint)
-    p = commands.add_parser("explain", help="re-run one corpus case against an implementation, step by step")
+    p = commands.add_parser(
+        "explain",
+        help="re-run one corpus case against an implementation, step by step",
+        description="Run one case (a corpus id, or a case saved by fuzzing) on an implementation and print, step by "
+        "step, what it computed beside what the reference expects. Writes no file.",
+    )
     p.add_argument("tcid", nargs="?", help="the case id, e.g. adagrad/torch-float32-tc0042")
     p.add_argument("--case-json", help="a case saved by fuzzing (.optconf-fuzz/*.json) instead of a corpus id")
     p.add_argument("--impl", default=os.environ.get("OPTCONF_IMPL", "reference"), help="as pytest --impl")
@@ -226,16 +244,27 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=explain)
     p = commands.add_parser(
         "matrix",
-        help="run every installed built-in implementation (each in its own process, level 1) and rewrite the "
-        "matrix in CONFORMANCE.md and the JSON evidence beside it",
+        help="run every installed built-in implementation and rewrite the matrix in CONFORMANCE.md",
+        description="Run every installed built-in implementation (and any --impl) through the level-1 corpus, each "
+        "in its own pytest process with its own known-failure manifest. Rewrites the matrix between the markers of "
+        "CONFORMANCE.md (--file) and the whole JSON evidence file (--evidence, docs/conformance-evidence.json).",
     )
     p.add_argument("--impl", action="append", help="also run this SPEC (repeatable)")
     p.add_argument("--only", action="append", help="run only these SPECs (repeatable)")
     p.add_argument("--file", default="CONFORMANCE.md", help="where the Markdown matrix goes, between markers")
-    p.add_argument("--evidence", default="conformance-evidence.json", help="where the JSON evidence goes")
+    p.add_argument(
+        "--evidence", default="docs/conformance-evidence.json", help="where the JSON evidence goes (rewritten whole)"
+    )
     p.set_defaults(func=matrix)
-    p = commands.add_parser("docs", help="regenerate the generated sections of CONFORMANCE.md")
-    p.add_argument("--file", default="CONFORMANCE.md")
+    p = commands.add_parser(
+        "docs",
+        help="regenerate the generated sections of CONFORMANCE.md and docs/guide.md",
+        description="Rewrite the sections of CONFORMANCE.md and docs/guide.md that are generated from code (the "
+        "dialects, the vector format, the flags, the checks, the tolerance table, the self-test corpus, the options), "
+        "between their markers; the rest of each document is kept. With --check, write nothing and exit 1 if a "
+        "section is out of date.",
+    )
+    p.add_argument("--root", default=".", help="the checkout holding the documents (default: the current folder)")
     p.add_argument("--check", action="store_true", help="exit 1 if a generated section is out of date")
     p.set_defaults(func=docs)
     return parser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -58,6 +59,11 @@ def default_root() -> pathlib.Path:
     env = os.environ.get("OPTCONF_VECTORS")
     if env:
         return pathlib.Path(env)
+    return _packaged_root()
+
+
+def _packaged_root() -> pathlib.Path:
+    """The corpus that comes with this code: the checkout's vectors/ folder, else the installed optconf_vectors."""
     checkout = pathlib.Path(__file__).resolve().parents[1] / "vectors"
     if (checkout / "MANIFEST.json").is_file():
         return checkout
@@ -179,15 +185,30 @@ class Corpus:
         return iter(self.cases)
 
 
-def _schema_violation(doc: Any, *, case_only: bool = False, prefix: str = "$") -> str | None:
-    """The first schema violation, or None. The validator is vectors/schema.json compiled to Python; `case_only`
-    validates one test case (its `$defs/case`), as `optconf explain --case-json` reads it."""
-    from conformance import _vector_schema as schema
+@functools.cache
+def _validator(case_only: bool) -> Callable[..., Any]:
+    """The packaged schema compiled to Python, once per process (about 0.1 s for the whole file, less for a case).
 
-    validator = schema.validate____defs_case if case_only else schema.validate
+    fastjsonschema compiles a schema to source code and runs it, so the schema compiled is always the one shipped
+    with this code, never the schema.json beside a corpus named by --vectors or OPTCONF_VECTORS: what a user hands
+    the runner is validated as data, never run. A corpus is validated against the schema of the code reading it.
+    """
+    import fastjsonschema
+
+    schema = parse_json(read_regular(_packaged_root() / SCHEMA_NAME), SCHEMA_NAME)
+    if case_only:
+        schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/case"}
+    return fastjsonschema.compile(schema)
+
+
+def _schema_violation(doc: Any, *, case_only: bool = False, prefix: str = "$") -> str | None:
+    """The first schema violation, or None. `case_only` validates one test case (the schema's `$defs/case`), as
+    `optconf explain --case-json` reads it."""
+    from fastjsonschema import JsonSchemaValueException
+
     try:
-        validator(doc, name_prefix=prefix)
-    except schema.JsonSchemaValueException as exc:
+        _validator(case_only)(doc, name_prefix=prefix)
+    except JsonSchemaValueException as exc:
         return str(exc.message)[:200]
     return None
 

@@ -1,18 +1,17 @@
-"""Sections of CONFORMANCE.md that are generated from code, between BEGIN/END markers."""
+"""Sections of the documents (CONFORMANCE.md, docs/guide.md) that are generated from code, between BEGIN/END markers."""
 
 from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from reference.describe import dialects_section
 
-__all__ = ["GENERATED", "SCHEMA_VALIDATOR", "render", "schema_validator_source", "stale_sections"]
+__all__ = ["DOCUMENTS", "GENERATED", "render", "stale", "stale_sections", "write"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SCHEMA_VALIDATOR = pathlib.Path(__file__).with_name("_vector_schema.py")
 
 
 def _type_of(spec: dict[str, Any]) -> str:
@@ -131,36 +130,48 @@ GENERATED: dict[str, Callable[[], str]] = {
 }
 
 
+# Which document holds each generated section, relative to the checkout: each section lives in exactly one.
+DOCUMENTS: dict[str, tuple[str, ...]] = {
+    "CONFORMANCE.md": ("selftest", "dialects", "vector-format", "checks", "flags", "tolerance-table"),
+    "docs/guide.md": ("options",),
+}
+
+
 def _markers(name: str) -> tuple[str, str]:
     return f"<!-- BEGIN GENERATED: {name} (optconf docs) -->\n", f"<!-- END GENERATED: {name} -->"
 
 
-def render(text: str) -> str:
-    """`text` with every generated section replaced by its current rendering."""
-    for name, produce in GENERATED.items():
+def render(text: str, names: Iterable[str], document: str = "the document") -> str:
+    """`text` with each generated section of `names` replaced by its current rendering."""
+    for name in names:
         begin, end = _markers(name)
         start, stop = text.find(begin), text.find(end)
         if start < 0 or stop < start:
-            raise ValueError(f"CONFORMANCE.md lacks the markers of the generated section {name!r}")
-        text = text[: start + len(begin)] + produce() + text[stop:]
+            raise ValueError(f"{document} lacks the markers of the generated section {name!r}")
+        text = text[: start + len(begin)] + GENERATED[name]() + text[stop:]
     return text
 
 
-def stale_sections(path: pathlib.Path) -> list[str]:
+def stale_sections(path: pathlib.Path, names: Iterable[str]) -> list[str]:
+    """The sections of `names` in the document at `path` that differ from their current rendering."""
+    names = list(names)
     text = path.read_text(encoding="utf-8")
-    fresh = render(text)
-    stale = []
-    for name in GENERATED:
+    fresh = render(text, names, str(path))
+    found = []
+    for name in names:
         begin, end = _markers(name)
         if text[text.find(begin) : text.find(end)] != fresh[fresh.find(begin) : fresh.find(end)]:
-            stale.append(name)
-    return stale
+            found.append(name)
+    return found
 
 
-def schema_validator_source(schema_path: pathlib.Path = ROOT / "vectors" / "schema.json") -> str:
-    """The corpus validator compiled from vectors/schema.json to plain Python, so loading never execs code."""
-    import fastjsonschema
+def stale(root: pathlib.Path = ROOT) -> list[str]:
+    """Every out-of-date generated section of the checkout at `root`, as "DOCUMENT: section"."""
+    return [f"{doc}: {name}" for doc, names in DOCUMENTS.items() for name in stale_sections(root / doc, names)]
 
-    schema = json.loads(schema_path.read_text(encoding="utf-8"))
-    header = "# Generated from vectors/schema.json by `optconf docs` (fastjsonschema); do not edit.\n"
-    return header + "# ruff: noqa\n" + fastjsonschema.compile_to_code(schema)
+
+def write(root: pathlib.Path = ROOT) -> None:
+    """Rewrite every generated section of the checkout at `root`."""
+    for doc, names in DOCUMENTS.items():
+        path = root / doc
+        path.write_text(render(path.read_text(encoding="utf-8"), names, doc), encoding="utf-8")

@@ -245,7 +245,7 @@ def test_a_users_keras_class_through_config_and_the_model_file(tmp_path: Any) ->
 
 
 def _duplicates(dtype: str) -> tuple[np.ndarray, SparseGrad]:
-    """dialects.md E3: rows [1, 1] with g = 1 and then 2 on theta = 2, A0 = 0.1."""
+    """Row 1 named twice, with g = 1 and then 2, on theta = 2, A0 = 0.1 (as in test_hand_traces.py)."""
     fmt = format_of(dtype).np_dtype
     return np.full((3, 2), 2.0, fmt), SparseGrad((1, 1), np.array([[1.0, 1.0], [2.0, 2.0]], fmt))
 

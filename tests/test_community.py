@@ -1,6 +1,6 @@
 """The community Keras RProp subjects (`conformance.community`): the answer conforms, the question's bugs are caught.
 
-`KerasAnswerRProp` must reproduce the E6 trace of dialects.md and pass the runner. `KerasQuestionRProp` must fail the
+`KerasAnswerRProp` must reproduce a ten-step hand trace and pass the runner. `KerasQuestionRProp` must fail the
 runner without its manifest, with a diagnostic for each bug, and pass it (as xfails) with the manifest.
 """
 
@@ -50,7 +50,8 @@ def test_the_spec_module_has_both_subjects_with_the_manifest():
     assert all(a.manifest == MANIFEST and MANIFEST.is_file() for a in IMPLEMENTATIONS)
 
 
-def test_the_answer_reproduces_the_e6_trace_of_dialects_md():
+def test_the_answer_reproduces_the_hand_trace():
+    # From init_alpha 0.1 and theta 0: the parameter's change at each step, worked out by hand from the answer's code.
     grads = [1, 1, 1, -1, 1, 0, 1, -1, -1, 1]
     changes = [-0.05, -0.06, -0.072, 0.036, -0.018, 0, -0.0045, 0.00225, 0.0027, -0.00135]
     live = ANSWER.create("rprop/keras-answer", {"init_alpha": 0.1}, [np.zeros(1)])

@@ -140,7 +140,7 @@ ROUNDING_REPROS = [
         marks=deviation(
             "Keras 3 on TF casts the Python-float weight_decay through "
             "float32 for float64 variables: theta = 0.9499999992549419, not 0.95; "
-            "adagrad/keras3 keeps it exact, as JAX does (dialects.md 1.5)",
+            "adagrad/keras3 keeps it exact, as JAX does",
         ),
     ),
 ]

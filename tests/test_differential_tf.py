@@ -197,7 +197,7 @@ def test_legacy_epsilon_zero_becomes_1e7() -> None:
 @deviation(
     "tf_keras's new optimizer casts the Python-float weight_decay through "
     "float32 for float64 variables (tf.cast(0.1, float64) == 0.10000000149011612); adagrad/keras3 "
-    "keeps it exact, as Keras 3 on JAX does (dialects.md 1.4, 1.5)",
+    "keeps it exact, as Keras 3 on JAX does (tf.cast makes a float32 tensor of a Python float first)",
 )
 def test_new_optimizer_float64_weight_decay_is_exact() -> None:
     # One step with g = 0 isolates the decay: theta = 1 - 1 * 0.1 * 0.5 = 0.95; TF gives 0.9499999992549419.

@@ -118,10 +118,10 @@ def test_every_subject_has_bounds() -> None:
     assert {(n, d) for n in SUBJECTS for d in ("float32", "float64")} == set(BOUNDS)
 
 
-# Known deviation (dialects.md 1.7, "fp16"): torch adds eps as a scalar of the param dtype, so an eps below the
-# dtype's smallest subnormal becomes 0 and A = g = 0 gives 0 / 0 = NaN. The reference keeps eps exact, so the
-# param stays put. torch's fused CPU kernel rounds eps only in its vector body: a float16 tensor is NaN in whole
-# vector blocks (16 elements with AVX-512) and finite in the scalar tail, so its minimal input has 16 elements.
+# Known deviation (torch/optim/adagrad.py: `state_sum.sqrt().add_(eps)`): torch adds eps as a scalar of the param dtype,
+# so an eps below the dtype's smallest subnormal becomes 0 and A = g = 0 gives 0 / 0 = NaN. The reference keeps eps
+# exact, so the param stays put. torch's fused CPU kernel rounds eps only in its vector body: a float16 tensor is NaN in
+# whole vector blocks (16 elements with AVX-512) and finite in the scalar tail, so its minimal input has 16 elements.
 EPS_ROUNDS_TO_ZERO = [
     pytest.param("float16", 1e-10, "single", 1, id="f16-default-eps-single"),
     pytest.param("float16", 1e-10, "foreach", 1, id="f16-default-eps-foreach"),

@@ -152,8 +152,9 @@ def test_clipnorm_is_per_tensor_and_global_clipnorm_is_joint():
 
 
 def test_clip_order_value_then_norm():
-    # tf.keras v2 clips by value first: g = [3, 0.1], clipvalue 0.5 -> [0.5, 0.1]; clipnorm 0.6 leaves it
-    # (norm 0.5099 < 0.6), so A = [0.25, 0.01] with A0 0 (dialects.md E4).
+    # tf.keras v2 clips by value first (OptimizerV2._transform_gradients applies clipvalue, then clipnorm):
+    # g = [3, 0.1], clipvalue 0.5 -> [0.5, 0.1]; clipnorm 0.6 leaves it (norm 0.5099 < 0.6), so A = [0.25, 0.01]
+    # with A0 0.
     hp = {"learning_rate": 1.0, "initial_accumulator_value": 0.0, "clipvalue": 0.5, "clipnorm": 0.6}
     steps = run("adagrad/tf-keras-v2", hp, "float64", [[1.0, 1.0]], [[[3.0, 0.1]]])
     assert [float(x) for x in steps[0].state["accumulator"][0]] == [0.25, pytest.approx(0.01, rel=1e-15)]
@@ -176,7 +177,7 @@ def test_tf_keras_v2_rewrites_zero_epsilon():
 
 
 def test_sparse_duplicates_summed_or_sequential():
-    # dialects.md E3: indices [1, 1], g = [1, 2], A0 = 0.1, eps = 0, lr = 1, theta = 2.
+    # One sparse gradient that names row 1 twice: indices [1, 1], g = [1, 2], A0 = 0.1, eps = 0, lr = 1, theta = 2.
     # Summed (torch): g_row = 3, A = 0.1 + 9 = 9.1, theta = 2 - 3/sqrt(9.1); untouched rows keep A0 and theta.
     # Sequential (raw sparse op, eps 0): A = 1.1 then 5.1, theta = 2 - 1/sqrt(1.1) - 2/sqrt(5.1).
     rows = SparseGrad((1, 1), np.array([1.0, 2.0]))

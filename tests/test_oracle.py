@@ -68,7 +68,7 @@ def test_overflowing_square_saturates_the_stored_accumulator():
 
 
 def test_rprop_product_underflow_in_working_format():
-    # float32: 1e-25 * 1e-25 underflows to 0, so m = 0 and Delta keeps 0.01 (dialects.md E8);
+    # float32: 1e-25 * 1e-25 underflows to 0, so m = 0 and Delta keeps 0.01 (torch's rprop.py: grad.mul(prev).sign());
     # 1e-20 * 1e-20 = 1e-40 survives as a subnormal, so Delta grows by 1.2.
     tiny = run("rprop/torch", {}, "float32", [[0.0]], [[[1e-25]], [[1e-25]]])
     assert tiny[1].state["step_size"][0][0] == np.float32(0.01)

@@ -82,7 +82,7 @@ def _edge_cases(d: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
             d,
             fmt,
             ("EPS_DECIDES",),
-            "tiny gradients where eps placement decides (dialects.md E1)",
+            "tiny gradients where eps placement decides: with A0 0, sqrt(A + eps) and sqrt(A) + eps are far apart",
             base | {"initial_accumulator": 0.0, "eps": 1e-7},
             [[1.0, -2.0, 0.5]],
             [[[1e-4, -3e-4, 0.0]], [[2e-4, 1e-4, 0.0]], [[-1e-4, 5e-4, 0.0]]],

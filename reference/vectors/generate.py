@@ -24,7 +24,7 @@ from .flags import FLAGS
 
 __all__ = ["VECTOR_SET_VERSION", "Selection", "build", "diff_summary", "file_path", "manifest", "write"]
 
-VECTOR_SET_VERSION = "1.0.0"
+VECTOR_SET_VERSION = "1.0.1"
 CHECK_DPS = 2 * ORACLE_DPS
 MAX_REDRAWS = 20
 
