@@ -28,7 +28,7 @@ from benchmarks._harness import summary
 from conformance.adapters.reference import ReferenceLive
 from reference import _fused as fused
 from reference._arith import NumpyOps
-from tests._bit_identity import PlainOps, same_bits
+from tests.support.bit_identity import PlainOps, same_bits
 
 N = 1 << 20
 REPS = 40

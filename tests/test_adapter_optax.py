@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
-from _adapter_protocol import assert_identical, assert_within_k, cases, run, snapshot
+from support.adapter_protocol import assert_identical, assert_within_k, cases, run, snapshot
 
 from conformance import checks, corpus
 from conformance.adapter import own_manifest

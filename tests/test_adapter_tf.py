@@ -25,7 +25,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("tf_keras")
 keras = pytest.importorskip("keras")
 
-from _adapter_protocol import assert_identical, assert_within_k, cases, run, snapshot  # noqa: E402
+from support.adapter_protocol import assert_identical, assert_within_k, cases, run, snapshot  # noqa: E402
 
 import reference  # noqa: E402
 from conformance import corpus  # noqa: E402

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _adapter_protocol import Snapshot, assert_identical, assert_within_k, cases, run, snapshot
+from support.adapter_protocol import Snapshot, assert_identical, assert_within_k, cases, run, snapshot
 
 from conformance import corpus
 from conformance.adapters.torch import TorchAdapter, TorchLive, subjects

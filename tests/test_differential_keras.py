@@ -22,7 +22,7 @@ if keras.config.backend() != "tensorflow":
     )
 
 import numpy as np  # noqa: E402
-from _differential import (  # noqa: E402
+from support.differential import (  # noqa: E402
     Case,
     Hparams,
     Subject,

@@ -11,7 +11,16 @@ import sys
 
 import numpy as np
 import pytest
-from _differential import CASES_PER_DIALECT, Bound, Case, check, gradient_with_zeros, log_uniform, make_cases, sometimes
+from support.differential import (
+    CASES_PER_DIALECT,
+    Bound,
+    Case,
+    check,
+    gradient_with_zeros,
+    log_uniform,
+    make_cases,
+    sometimes,
+)
 
 from conformance.adapter import drive
 from conformance.adapters.optax import OptaxAdapter, subjects

@@ -27,7 +27,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from _differential import (
+from support.differential import (
     Case,
     Hparams,
     Sampler,

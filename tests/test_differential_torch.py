@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from _differential import (
+from support.differential import (
     CASES_PER_DIALECT,
     Bound,
     Case,

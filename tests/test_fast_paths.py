@@ -9,7 +9,7 @@ import itertools
 
 import numpy as np
 import pytest
-from _bit_identity import (
+from support.bit_identity import (
     LOSSES,
     PlainOps,
     assert_same_trajectory,

@@ -15,9 +15,9 @@ import sys
 
 import numpy as np
 import pytest
-from _corpus import ROOT, copy_corpus, edit_json, edit_manifest, pin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.corpus_copy import ROOT, copy_corpus, edit_json, edit_manifest, pin
 
 from conformance import corpus as corpus_module
 from conformance.cli import main

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from _runner_helpers import BROKEN, literal, write_manifest
+from support.runner_helpers import BROKEN, literal, write_manifest
 
 from reference import DIALECTS
 

@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 import pytest
-from _corpus import ROOT, copy_corpus, flip_hex, rewrite
 from hypothesis import given
 from hypothesis import strategies as st
+from support.corpus_copy import ROOT, copy_corpus, flip_hex, rewrite
 
 from conformance.cli import main
 from conformance.corpus import MIN_TESTS_PER_DIALECT, CorpusError, load, problems

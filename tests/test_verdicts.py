@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from _runner_helpers import BROKEN, write_manifest
+from support.runner_helpers import BROKEN, write_manifest
 
 pytest_plugins = ["pytester"]
 

@@ -5,7 +5,8 @@ state slots are compared with the mpmath oracle (the spec) in ulps and in k = |g
 the counter and the set of state slots must match exactly. The test files keep only what is their own: subjects,
 hyperparameter draws, bounds with their measured numbers and reasons, and known deviations.
 
-Calibrate a test file's bounds with `python tests/_differential.py test_differential_tf [cases]`: it prints the
+Calibrate a test file's bounds with
+`python tests/support/differential.py tests/adapters/test_differential_tf.py [cases]`: it prints the
 worst errors of each of that file's (subject, dtype) over that many cases. A file offers this with two names:
 `BOUNDS`, {(subject, dtype): Bound}, and `sweep_cases(subject, count)`, which returns (adapter, cases).
 """
@@ -367,4 +368,8 @@ def subject_sweep(subjects: Sequence[Subject], seed: int, count: int) -> Callabl
 
 
 if __name__ == "__main__":
-    sweep(Path(sys.argv[1]).stem, int(sys.argv[2]) if len(sys.argv) > 2 else None)
+    # A test file's path (or its bare name, looked up in tests/adapters): importable with its own folder and tests/.
+    TARGET = Path(sys.argv[1])
+    TESTS = Path(__file__).resolve().parents[1]
+    sys.path[:0] = [str(TESTS), str(TARGET.resolve().parent if TARGET.suffix else TESTS / "adapters")]
+    sweep(TARGET.stem, int(sys.argv[2]) if len(sys.argv) > 2 else None)
