@@ -1,7 +1,7 @@
 """Holding NumPy's fast paths to plain NumPy bit for bit: special values, inputs, hyperparameter variants.
 
-Shared by tests/test_fast_paths.py and the NumPy benchmark. The corpus's arrays are too small to reach the fast
-paths (the bitwise select, one-value clips, the compiled loop), so these tests use arrays large enough to.
+Shared by tests/reference/test_fast_paths.py and the NumPy benchmark. The corpus's arrays are too small to reach the
+fast paths (the bitwise select, one-value clips, the compiled loop), so these tests use arrays large enough to.
 """
 
 from __future__ import annotations

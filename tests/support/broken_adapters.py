@@ -1,7 +1,8 @@
 """Deliberately broken implementations for the runner's own tests: each keeps exactly one defect.
 
 The second half are adversaries of the verdict machinery: each would have earned a pass (or hidden a failure, or
-changed another check's outcome) if a verdict could be had without comparing. tests/test_verdicts.py runs them."""
+changed another check's outcome) if a verdict could be had without comparing.
+tests/runner/test_verdicts.py runs them."""
 
 from __future__ import annotations
 

@@ -5,10 +5,10 @@ state slots are compared with the mpmath oracle (the spec) in ulps and in k = |g
 the counter and the set of state slots must match exactly. The test files keep only what is their own: subjects,
 hyperparameter draws, bounds with their measured numbers and reasons, and known deviations.
 
-Calibrate a test file's bounds with
-`python tests/support/differential.py tests/adapters/test_differential_tf.py [cases]`: it prints the
-worst errors of each of that file's (subject, dtype) over that many cases. A file offers this with two names:
-`BOUNDS`, {(subject, dtype): Bound}, and `sweep_cases(subject, count)`, which returns (adapter, cases).
+Calibrate a test file's bounds with `python tests/support/differential.py tests/adapters/test_differential_tf.py
+[cases]`: it prints the worst errors of each of that file's (subject, dtype) over that many cases. A file
+offers this with two names: `BOUNDS`, {(subject, dtype): Bound}, and `sweep_cases(subject, count)`, which returns
+(adapter, cases).
 """
 
 from __future__ import annotations

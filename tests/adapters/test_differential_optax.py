@@ -63,7 +63,7 @@ SUBJECTS = {s.name: s for s in subjects() if s.dialect.id == "adagrad/optax"}  #
 
 
 def sweep_cases(name: str, count: int = CASES_PER_DIALECT) -> tuple[OptaxAdapter, list[Case]]:
-    """For `python tests/_differential.py test_differential_optax [count]`."""
+    """For `python tests/support/differential.py tests/adapters/test_differential_optax.py [count]`."""
     return SUBJECTS[name], make_cases("adagrad/optax", SEED, adagrad_hparams, gradient_with_zeros, count)
 
 

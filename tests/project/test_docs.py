@@ -4,7 +4,7 @@ import pathlib
 
 from conformance.docs import DOCUMENTS, GENERATED, stale
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_generated_sections_are_current():

@@ -1,9 +1,9 @@
 """Differential tests: Keras 3 `keras.optimizers.Adagrad` on the TensorFlow backend against the mpmath oracle.
 
 Also a user's own Keras 3 optimizer class, plugged in with one line (`KerasAdapter(UserAdagrad, dialect=...)`)
-and held to the same bounds. The machinery is in _differential.py; the cases are test_differential_tf.py's
+and held to the same bounds. The machinery is in support/differential.py; the cases are test_differential_tf.py's
 (its SEED, CASES and keras3_hparams, as for tf_keras.new). Calibrate with
-`python tests/_differential.py test_differential_keras [cases]`.
+`python tests/support/differential.py tests/adapters/test_differential_keras.py [cases]`.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ BOUNDS = {
     ("keras.user-class", "float32"): adagrad_bound(KERAS3, 5, 1.25, 8, K3_OP),  # 2/.35/3 | 4/.90/7
     ("keras.user-class", "float64"): adagrad_bound(KERAS3, 5, 1.25, 6, K3_OP),  # 2/.57/3 | 4/.91/5
 }
-sweep_cases = subject_sweep(SUBJECTS_KERAS, SEED, CASES)  # for `python tests/_differential.py test_differential_keras`
+# For `python tests/support/differential.py tests/adapters/test_differential_keras.py`:
+sweep_cases = subject_sweep(SUBJECTS_KERAS, SEED, CASES)
 
 
 @pytest.mark.parametrize(("subject", "dtype", "case"), subject_params(SUBJECTS_KERAS, SEED, CASES))

@@ -95,7 +95,7 @@ SUBJECTS = {s.name: s for s in subjects()}
 
 
 def sweep_cases(name: str, count: int = CASES_PER_DIALECT) -> tuple[TorchAdapter, list[Case]]:
-    """For `python tests/_differential.py test_differential_torch [count]`."""
+    """For `python tests/support/differential.py tests/adapters/test_differential_torch.py [count]`."""
     dialect = SUBJECTS[name].dialect.id
     return SUBJECTS[name], make_cases(dialect, SEED, *DRAWS[dialect], count=count)
 

@@ -7,7 +7,7 @@ import sys
 import venv
 import zipfile
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_wheel_installs_and_self_checks_outside_the_checkout(tmp_path):

@@ -13,7 +13,7 @@ from conformance.manifest import load_manifest
 
 pytest_plugins = ["pytester"]
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "tests" / "guide"
 ADAPTER_SPEC = f"{EXAMPLE / 'tinyopt_adapter.py'}:ADAPTER"
 MANIFEST = EXAMPLE / "tinyopt.toml"

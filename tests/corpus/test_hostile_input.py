@@ -116,7 +116,7 @@ def run_cli(*argv, cwd=None):
         text=True,
         timeout=HANG_LIMIT_S,
         cwd=cwd,
-        env=os.environ | {"PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])},
+        env=os.environ | {"PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[2])},
     )
     assert "Traceback" not in result.stderr, result.stderr
     return result

@@ -12,7 +12,7 @@ from reference import DIALECTS
 from reference.dialects import LOSS_SLOT
 from reference.families import FAMILIES
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 NAMES = frozenset(FAMILIES)
 
 # Files that may name a family, and why: nothing else may.

@@ -1,4 +1,4 @@
-"""A verdict is earned: adversarial adapters (tests/broken_adapters.py, second half) cannot pass without being
+"""A verdict is earned: adversarial adapters (tests/support/broken_adapters.py, second half) cannot pass without being
 compared, a known failure absorbs only the failure it names, checks cannot change each other's outcome, and a run
 that compared nothing does not exit 0."""
 

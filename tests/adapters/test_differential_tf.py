@@ -4,15 +4,15 @@ Subjects: tf_keras OptimizerV2 (`legacy.Adagrad`, with and without `decay`), tf_
 raw ops ResourceApplyAdagradV2 (also with update_slots=False) and ResourceApplyAdagrad. Every step compares the
 parameters, every state slot and the counter.
 
-How errors are measured (the machinery is in _differential.py):
+How errors are measured (the machinery is in support/differential.py):
 - Accumulators are sums of squares, so they never cancel: ulp distance is a fair measure on every element.
 - Parameters cancel where theta - step passes near zero; there a few absolute ulps of the step become thousands
   of ulps of theta. So parameters are held to `scaled_error` k = |got - exact| / (u * S) everywhere, S being the
   oracle's per-element error scale, and to an ulp bound only where S <= CANCELLATION * |exact|.
 
 test_differential_keras.py draws its cases with this file's SEED, CASES and keras3_hparams.
-Calibrate with `python tests/_differential.py test_differential_tf [cases]`: it prints the worst errors over that
-many cases.
+Calibrate with `python tests/support/differential.py tests/adapters/test_differential_tf.py [cases]`: it prints the
+worst errors over that many cases.
 """
 
 from __future__ import annotations
@@ -165,7 +165,8 @@ BOUNDS = {
     ("tf_raw.ApplyAdagrad", "float32"): adagrad_bound(RAW_V1, 5, 1.25, 4, V1_OP),  # 4/.64/2 | 4/.92/3
     ("tf_raw.ApplyAdagrad", "float64"): adagrad_bound(RAW_V1, 5, 1.25, 4, V1_OP),  # 3/.77/2 | 4/.93/3
 }
-sweep_cases = subject_sweep(SUBJECTS_TF, SEED, CASES)  # for `python tests/_differential.py test_differential_tf`
+# For `python tests/support/differential.py tests/adapters/test_differential_tf.py`:
+sweep_cases = subject_sweep(SUBJECTS_TF, SEED, CASES)
 
 
 @pytest.mark.parametrize(("subject", "dtype", "case"), subject_params(SUBJECTS_TF, SEED, CASES))
