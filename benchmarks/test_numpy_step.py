@@ -11,7 +11,7 @@ RProp state also keeps the previous update (for the backtracking dialects) and t
 per element that the bound does not count. Times are the thread's CPU time (the machine is shared); each ratio
 is the least step time over the least copy time of interleaved repetitions.
 
-tests/test_fast_paths.py holds every path timed here to plain NumPy, bit for bit.
+tests/reference/test_fast_paths.py holds every path timed here to plain NumPy, bit for bit.
 """
 
 from __future__ import annotations

@@ -297,7 +297,7 @@ def _select(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray | None
     about 80 times a copy, where these three integer ufuncs take about 5. Against +0.0 (whose bits are 0, the
     freeze and NaN-to-zero selects) one product of the bits with the condition suffices. It applies to
     same-dtype float arrays, for which np.where copies bits. A uniform condition returns a or b itself (see
-    NumpyOps). tests/test_fast_paths.py holds this to np.where bit for bit.
+    NumpyOps). tests/reference/test_fast_paths.py holds this to np.where bit for bit.
     """
     if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and isinstance(cond, np.ndarray)):
         return None
@@ -329,7 +329,7 @@ def _clip_to_bound(x: Any, bound: Any, *, upper: bool) -> np.ndarray | None:
     NumPy's minimum and maximum against one value take about three times as long as clip, whose loop is
     vectorized. They agree bit for bit, NaN payloads included, unless the bound is NaN or a zero (a tie between
     -0 and +0 goes to the bound in minimum, to x in clip): those bounds, and small arrays, keep the ufunc.
-    tests/test_fast_paths.py holds this to np.minimum and np.maximum bit for bit.
+    tests/reference/test_fast_paths.py holds this to np.minimum and np.maximum bit for bit.
     """
     if not isinstance(x, np.ndarray) or x.size < _SELECT_MIN_SIZE or x.dtype.kind != "f":
         return None

@@ -10,7 +10,7 @@ The program's text comes from the step definitions alone. Every value that reach
 the counter, the loss) is an argument of the compiled loop, not part of its text, so one compiled loop serves
 every call with the same knobs. A step that does something a loop cannot (a norm across elements, a 16-bit
 format, a Python decision on an array's values) is not fused: `fused_step` returns None and the caller keeps
-`NumpyOps`. tests/test_fast_paths.py holds every dialect to `NumpyOps` bit for bit.
+`NumpyOps`. tests/reference/test_fast_paths.py holds every dialect to `NumpyOps` bit for bit.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ __all__ = [
     "variable_name",
 ]
 
-# What the adapters are measured on (tests/test_differential_*.py); the 16-bit formats are not claimed yet.
+# What the adapters are measured on (tests/adapters/test_differential_*.py); the 16-bit formats are not claimed yet.
 TF_DTYPES = ("float32", "float64")
 
 # Logical CPU devices that `import_tensorflow` asks for, so that MirroredStrategy has two replicas without a GPU.

@@ -8,7 +8,7 @@ Each class keeps its per-variable state in optimizer variables named `<variable 
 `conformance.adapters.KerasAdapter` looks for a dialect's slots.
 
 Importing this module imports Keras, which imports the configured backend (TensorFlow by default). Both classes use
-only `keras.ops`, but they are measured on the TensorFlow backend (tests/test_community.py).
+only `keras.ops`, but they are measured on the TensorFlow backend (tests/adapters/test_community.py).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ must pass every check they are collected for.
 
 `SUBJECTS` lists one `Subject` record per class: its name (the attribute to put after `conformance.selftest:`),
 the dialect it claims, the defect (None for a control), the check expected to fail first, and its adapter (built
-on first use, so that naming a torch subject never imports Keras). `tests/test_mutation_score.py` runs each one
+on first use, so that naming a torch subject never imports Keras). `tests/runner/test_mutation_score.py` runs each one
 alone and checks that the first failing check is the expected one.
 
 `GAPS` lists real defects that the level-1 corpus does not catch yet, each with the missing edge or check
@@ -354,7 +354,7 @@ SUBJECTS: list[Subject] = [
 
 
 # Real defects that the level-1 corpus does not catch yet, each with what is missing. Not part of SUBJECTS (nor of
-# IMPLEMENTATIONS): they pass the level-1 run. tests/test_mutation_score.py keeps each one as a strict xfail.
+# IMPLEMENTATIONS): they pass the level-1 run. tests/runner/test_mutation_score.py keeps each one as a strict xfail.
 GAPS: list[Subject] = [
     _torch(
         "torch_adagrad_ignores_initial_accumulator",

@@ -271,7 +271,7 @@ class MaximizeInPlace(SelftestAdagrad):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Known gaps: real defects that the level-1 corpus does not catch yet (conformance.selftest.GAPS says which edge or
-# check is missing). They are not in SUBJECTS; tests/test_mutation_score.py keeps each one as a strict xfail, so
+# check is missing). They are not in SUBJECTS; tests/runner/test_mutation_score.py keeps each one as a strict xfail, so
 # that the corpus change that catches it fails the test until the class moves to SUBJECTS.
 
 
