@@ -1,6 +1,8 @@
-"""The TF-family adapters' full protocol on real corpus cases: Keras 3 (TF backend), tf_keras (legacy and new) and
-the raw ops. set_state, config, save/load, sparse gradients with repeated rows, replicas under MirroredStrategy,
-gradients(), versions, the default manifests, and a user's class through the same adapter.
+"""The TF-family adapters' shared protocol on real corpus cases, over every subject that has the feature: tf_keras
+(legacy and new), the raw ops and Keras 3 (TF backend). set_state, config, save/load, sparse gradients with repeated
+rows, replicas under MirroredStrategy, gradients(), versions, the default manifests, and each adapter without the
+others' frameworks. What is Keras 3's alone (its model file, a user's Keras 3 class, the backend read from the
+environment) is in test_adapter_keras.py; the setup both share is in support/tf_family.py.
 
 Agreement with the corpus is held to k = |got - expected| / (u * S) <= 2 (the tolerance table's k for Adagrad);
 everything that compares a framework with itself (config, save/load, replicas summed by the caller) is bit-exact.
@@ -12,8 +14,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import subprocess
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,46 +26,33 @@ pytest.importorskip("tf_keras")
 keras = pytest.importorskip("keras")
 
 from support.adapter_protocol import assert_identical, assert_within_k, cases, run, snapshot  # noqa: E402
+from support.tf_family import (  # noqa: E402
+    KERAS,
+    KERAS_STYLE,
+    LEGACY,
+    NEW,
+    ON_TF,
+    RAW_V1,
+    RAW_V2,
+    SUBJECTS,
+    TF_SUBJECTS,
+    checkpoint_case,
+    dialect_of,
+    python,
+    start,
+    tf,
+)
 
 import reference  # noqa: E402
 from conformance import corpus  # noqa: E402
 from conformance.adapter import own_manifest  # noqa: E402
-from conformance.adapters import _tf_common, tf_keras, tf_raw  # noqa: E402
 from conformance.adapters import keras as keras_adapters  # noqa: E402
+from conformance.adapters import tf_keras  # noqa: E402
 from conformance.adapters.keras import KerasAdapter  # noqa: E402
 from conformance.adapters.tf_keras import TFKerasAdapter, mirrored_strategy  # noqa: E402
 from conformance.adapters.tf_raw import TFRawAdapter  # noqa: E402
 from reference import format_of  # noqa: E402
 from reference.sparse import SparseGrad, SparseRule  # noqa: E402
-
-# First, so that TF's CPU is split into the two logical devices the replica tests need before any op runs.
-tf = _tf_common.import_tensorflow()
-
-LEGACY, NEW, KERAS = "tf_keras.optimizers.legacy.Adagrad", "tf_keras.optimizers.Adagrad", "keras.optimizers.Adagrad"
-RAW_V2, RAW_V1 = "tf.raw_ops.ResourceApplyAdagradV2", "tf.raw_ops.ResourceApplyAdagrad"
-ON_TF = keras.config.backend() == "tensorflow"
-SUBJECTS = {a.name: a for a in [*tf_keras.subjects(), *tf_raw.subjects(), *keras_adapters.subjects()]}
-TF_SUBJECTS = sorted(n for n in SUBJECTS if n != KERAS or ON_TF)
-KERAS_STYLE = [n for n in TF_SUBJECTS if not n.startswith("tf.raw_ops")]
-needs_tf_backend = pytest.mark.skipif(not ON_TF, reason="the Keras 3 subject is measured on the TF backend")
-
-
-def dialect_of(name: str) -> str:
-    return SUBJECTS[name].capabilities.dialects[0]
-
-
-def checkpoint_case(name: str, dtype: str = "float32") -> corpus.Case:
-    return cases(dialect_of(name), dtype, "CHECKPOINT", level=1)[0]
-
-
-def start(name: str, case: corpus.Case) -> Any:
-    """A fresh optimizer at the case's initial state, as the runner starts it (set_state for a late counter)."""
-    live = SUBJECTS[name].create(case.dialect, case.hparams, [p.copy() for p in case.initial_params])
-    count, slots = case.initial_state
-    if count:
-        live.set_state(case.initial_params, slots, count)
-    return live
-
 
 # ---------------------------------------------------------------- capabilities, versions, manifests
 
@@ -194,51 +181,6 @@ def test_save_and_load_at_the_checkpoint_continue_bit_identically(name: str, dty
     assert after is not before
     assert_identical([snapshot(after)], [snapshot(before)], f"{name} {case.test_id} loaded")
     assert_identical(run(after, case, start=case.checkpoint), uninterrupted[case.checkpoint :], f"{name} resumed")
-
-
-@needs_tf_backend
-def test_keras_load_restores_the_model_file_and_checks_the_variables_file(tmp_path: Any) -> None:
-    case = checkpoint_case(KERAS)
-    before = start(KERAS, case)
-    run(before, case, stop=case.checkpoint)
-    before.save(tmp_path)
-    after = SUBJECTS[KERAS].load(case.dialect, case.hparams, before.params(), tmp_path)
-    # The loaded optimizer is the one inside the model file: a compiled ParamsModel with the optimizer restored.
-    assert type(after.model).__name__ == "ParamsModel" and after.model.optimizer is after.optimizer
-    assert after.optimizer.get_config() == before.optimizer.get_config()
-    # A variables file that disagrees with the model file is refused, not silently preferred.
-    with np.load(tmp_path / "optimizer_variables.npz") as saved:
-        store = {key: saved[key] for key in saved.files}
-    store[str(len(store) - 1)] = store[str(len(store) - 1)] + 1
-    np.savez(tmp_path / "optimizer_variables.npz", **store)
-    with pytest.raises(ValueError, match="accumulator"):
-        SUBJECTS[KERAS].load(case.dialect, case.hparams, before.params(), tmp_path)
-
-
-# ---------------------------------------------------------------- a user's class
-
-
-class MyAdagrad(keras.optimizers.Adagrad):
-    """A user's class, unregistered with Keras' serialisation: the adapter hands it to load_model."""
-
-
-@needs_tf_backend
-def test_a_users_keras_class_through_config_and_the_model_file(tmp_path: Any) -> None:
-    mine = KerasAdapter(MyAdagrad, dialect="adagrad/keras3")
-    assert mine.name == f"{__name__}.MyAdagrad" and not mine.capabilities.sparse  # a user's class: dense only
-    assert KerasAdapter(MyAdagrad, dialect="adagrad/keras3", sparse=True).capabilities.sparse
-    case = checkpoint_case(KERAS)
-    want = run(start(KERAS, case), case)
-    live = mine.create(case.dialect, case.hparams, case.initial_params)
-    assert_identical(run(live, case), want, "MyAdagrad")
-    rebuilt = mine.from_config(case.dialect, live.config(), case.initial_params)
-    assert type(rebuilt.optimizer) is MyAdagrad
-    before = mine.create(case.dialect, case.hparams, case.initial_params)
-    run(before, case, stop=case.checkpoint)
-    before.save(tmp_path)
-    after = mine.load(case.dialect, case.hparams, before.params(), tmp_path)
-    assert type(after.optimizer) is MyAdagrad  # load_model found the class through custom_objects
-    assert_identical(run(after, case, start=case.checkpoint), want[case.checkpoint :], "MyAdagrad loaded")
 
 
 # ---------------------------------------------------------------- sparse gradients with repeated rows
@@ -374,14 +316,6 @@ def test_gradients_are_what_was_passed(name: str) -> None:
     assert [h.tobytes() for h in held] == [g.tobytes() for g in case.grads[0]]
 
 
-def _python(code: str, **env: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=os.environ | env, check=False
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
 def test_each_adapter_runs_without_the_other_frameworks() -> None:
     """tf_raw and tf_keras never need Keras 3, and tf_raw and Keras 3 never need tf_keras: each runs with the
     others made unimportable (two processes: tf_raw, then tf_keras, without keras; Keras 3 without tf_keras)."""
@@ -397,19 +331,8 @@ for module, hparams in {runs}:
     sys.modules.pop("tf_keras")  # from here on, only keras stays blocked
 """
     runs = [("tf_raw", {"lr": 0.1}), ("tf_keras", {"learning_rate": 0.1})]
-    out = _python(code.format(blocked=["keras", "tf_keras"], runs=runs), KERAS_BACKEND="tensorflow")
+    out = python(code.format(blocked=["keras", "tf_keras"], runs=runs), KERAS_BACKEND="tensorflow")
     assert out.split() == ["tf_raw", "True", "tf_keras", "True"], out
     runs = [("keras", {"learning_rate": 0.1})]
-    out = _python(code.format(blocked=["tf_keras"], runs=runs), KERAS_BACKEND="tensorflow")
+    out = python(code.format(blocked=["tf_keras"], runs=runs), KERAS_BACKEND="tensorflow")
     assert out.split() == ["keras", "True"], out
-
-
-def test_the_keras_backend_is_read_from_the_environment() -> None:
-    """KERAS_BACKEND picks the backend for the whole process; subjects() follows it (name, manifest, claims)."""
-    code = """
-from conformance.adapters import keras as k
-(s,) = k.subjects()
-print(s.name, s.backend, s.capabilities.sparse, s.capabilities.dtypes, s.manifest.name)
-"""
-    out = _python(code, KERAS_BACKEND="jax", JAX_ENABLE_X64="0").split()
-    assert out == ["keras.optimizers.Adagrad[jax]", "jax", "False", "('float32',)", "keras-jax.toml"]
