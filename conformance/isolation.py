@@ -37,6 +37,7 @@ import time
 import warnings
 from typing import IO, Any
 
+import numpy  # noqa: F401 - before the thread baseline below: see there
 import pytest
 
 __all__ = ["ForkedRun", "fork_unsafe"]
@@ -71,8 +72,9 @@ def _native_threads() -> int | None:
         return None  # not Linux: Python's own threads are all that can be counted
 
 
-# The threads running when pytest loaded this plugin: NumPy's BLAS pool, which is fork-safe (it is rebuilt in a
-# child). A framework's runtime starts its own later, at its first operation; a fork after that is refused.
+# The threads running when pytest loaded this plugin, NumPy's BLAS pool among them: it starts when NumPy is
+# imported (hence the import above, whatever imported this module first) and is fork-safe (rebuilt in a child).
+# A framework's runtime starts its own later, at its first operation; a fork after that is refused.
 _STARTUP_THREADS = _native_threads() or 1
 
 
@@ -95,6 +97,13 @@ class _Channel:
         self.stream.flush()
 
 
+# What a passed report holds when no plugin added to it: all a parent needs besides its own copy of the item.
+_PLAIN = frozenset(
+    {"nodeid", "location", "keywords", "outcome", "longrepr", "when", "user_properties", "sections"}
+    | {"duration", "start", "stop"}
+)
+
+
 class _Forward:
     """The child's reporting: each logging hook's arguments go to the parent instead of the terminal."""
 
@@ -106,6 +115,15 @@ class _Forward:
         self.channel.send("logstart", nodeid=nodeid, location=list(location))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.passed and not report.longrepr and not report.sections and set(vars(report)) <= _PLAIN:
+            # Most reports, in brief: the parent rebuilds them from its own copy of the item.
+            self.channel.send(
+                "passed",
+                when=report.when,
+                times=[report.duration, report.start, report.stop],
+                properties=report.user_properties,
+            )
+            return
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
         self.channel.send("report", data=data)
 
@@ -229,6 +247,8 @@ class ForkedRun:
                 config.hook.pytest_runtest_logstart(nodeid=message["nodeid"], location=tuple(message["location"]))
             elif kind == "logfinish":
                 config.hook.pytest_runtest_logfinish(nodeid=message["nodeid"], location=tuple(message["location"]))
+            elif kind == "passed" and running is not None:
+                config.hook.pytest_runtest_logreport(report=_passed(session.items[running], message))
             elif kind == "report":
                 report = config.hook.pytest_report_from_serializable(config=config, data=_tuples(message["data"]))
                 config.hook.pytest_runtest_logreport(report=report)
@@ -237,6 +257,24 @@ class ForkedRun:
 
 
 _SILENT = object()
+
+
+def _passed(item: pytest.Item, message: dict[str, Any]) -> pytest.TestReport:
+    """A passed report sent in brief, rebuilt as pytest builds it (`TestReport.from_item_and_call`)."""
+    duration, start, stop = message["times"]
+    return pytest.TestReport(
+        item.nodeid,
+        item.location,
+        dict.fromkeys(item.keywords, 1),
+        "passed",
+        None,
+        message["when"],
+        (),
+        duration,
+        start,
+        stop,
+        user_properties=[tuple(pair) for pair in message["properties"]],
+    )
 
 
 def _tuples(data: dict[str, Any]) -> dict[str, Any]:
