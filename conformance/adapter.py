@@ -34,7 +34,6 @@ __all__ = [
     "LiveOptimizer",
     "StatefulOptimizer",
     "StepResult",
-    "builtin_manifest",
     "claim_hint",
     "drive",
     "handed",
@@ -43,11 +42,6 @@ __all__ = [
     "step_through",
     "versions_of",
 ]
-
-
-def builtin_manifest(spec: str) -> pathlib.Path:
-    """The known-failure manifest shipped for a built-in SPEC (applied unless --no-default-manifest)."""
-    return pathlib.Path(__file__).resolve().parent / "manifests" / f"{spec}.toml"
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..adapter import builtin_manifest
+from ..registry import manifest_path
 from ._tf_common import (
     TF_DTYPES,
     KerasStyleAdapter,
@@ -255,6 +255,6 @@ def subjects() -> list[KerasAdapter]:
 
 def backend_manifest(backend: str) -> pathlib.Path:
     """`manifests/keras.toml` for TensorFlow; `manifests/keras-<backend>.toml` for another backend that has one."""
-    default = builtin_manifest("keras")
+    default = manifest_path("keras")
     own = default.with_name(f"keras-{backend}.toml")
     return own if backend != "tensorflow" and own.is_file() else default

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..adapter import builtin_manifest
+from ..registry import manifest_path
 from ._tf_common import (
     REPLICAS,
     KerasStyleAdapter,
@@ -262,6 +262,4 @@ class TFKerasAdapter(KerasStyleAdapter):
 
 def subjects() -> list[TFKerasAdapter]:
     """The built-in tf_keras Adagrads, one per API generation, with the manifest `manifests/tf_keras.toml`."""
-    return [
-        TFKerasAdapter(dialect=dialect, manifest=builtin_manifest("tf_keras")) for dialect in TFKerasAdapter.built_in
-    ]
+    return [TFKerasAdapter(dialect=dialect, manifest=manifest_path("tf_keras")) for dialect in TFKerasAdapter.built_in]

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from conformance.adapter import Capabilities, LiveOptimizer, builtin_manifest
+from conformance.adapter import Capabilities, LiveOptimizer
+from conformance.registry import manifest_path
 from reference import get as get_dialect
 
 from ..kit import check_dialect
@@ -160,4 +161,4 @@ class TFRawAdapter:
 def subjects() -> list[TFRawAdapter]:
     """Both raw Adagrad ops: ApplyAdagradV2 (epsilon outside the sqrt) and ApplyAdagrad (no epsilon, TF1), with
     the known-failure manifest `manifests/tf_raw.toml`."""
-    return [TFRawAdapter(dialect=dialect, manifest=builtin_manifest("tf_raw")) for dialect in _OPS]
+    return [TFRawAdapter(dialect=dialect, manifest=manifest_path("tf_raw")) for dialect in _OPS]

@@ -32,9 +32,10 @@ import numpy as np
 import reference
 from reference.sparse import SparseGrad
 
-from ..adapter import Capabilities, LiveOptimizer, builtin_manifest
+from ..adapter import Capabilities, LiveOptimizer
 from ..kit import carrier, check_arity, check_dialect, check_state, common_dtype, dtype_name, json_config
 from ..kit import to_numpy as kit_to_numpy
+from ..registry import manifest_path
 from ._claims import sparse_claim
 
 if TYPE_CHECKING:
@@ -357,7 +358,7 @@ class TorchAdapter:
 
 def subjects() -> list[TorchAdapter]:
     """torch's own optimizers as conformance subjects, one per code path, with torch's known-failure manifest."""
-    manifest = builtin_manifest("torch")
+    manifest = manifest_path("torch")
     return [
         *(TorchAdapter(dialect="adagrad/torch", flavour=f, manifest=manifest) for f in ("single", "foreach", "fused")),
         *(TorchAdapter(dialect="rprop/torch", flavour=f, manifest=manifest) for f in ("single", "foreach")),
