@@ -65,6 +65,11 @@ def dialect_markdown(d: Dialect) -> str:
             if d.removed
             else []
         ),
+        *(
+            [f"- **Aliases given together:** {', '.join(f'`{k}`' for k in sorted(d.alias_winners))} wins over the rest"]
+            if d.alias_winners
+            else []
+        ),
         f"- **Source:** {'; '.join(d.sources)}",
         "",
     ]

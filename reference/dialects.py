@@ -44,6 +44,10 @@ class Dialect:
     # Keywords the framework's own history used but this dialect refuses (with an example value): passing one
     # must raise, not be silently ignored.
     removed: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # Framework keywords that win over every other keyword for the same hyperparameter when both are given (tf_keras's
+    # legacy optimizers read `kwargs.get("lr", learning_rate)`). Aliases given together and named here by neither are
+    # refused: the dialect does not know which one its framework takes.
+    alias_winners: frozenset[str] = frozenset()
 
     @property
     def family(self) -> Family:
@@ -65,10 +69,7 @@ class Dialect:
             raise ValueError(f"{self.id}: hyperparameters must map names to values, not be a {type(given).__name__}")
         types = _field_types(self.family.hparams_type)
         canonical = dict(self.defaults)
-        for name, value in (given or {}).items():
-            if name not in self.names:
-                accepted = ", ".join(sorted(self.names))
-                raise ValueError(f"{self.id} has no hyperparameter {name!r}; accepted: {accepted}")
+        for name, value in self._resolve_aliases(given or {}):
             targets = self.names[name]
             if isinstance(targets, tuple):
                 if not isinstance(value, list | tuple) or len(value) != len(targets):
@@ -85,6 +86,20 @@ class Dialect:
             raise ValueError(f"{self.id} needs {', '.join(framework or missing)}")
         hparams = self.family.hparams_type(**canonical)
         return self.family.validate(hparams, self.knobs) if validate else hparams
+
+    def _resolve_aliases(self, given: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        """The given keywords in the order they apply: an alias the framework prefers comes last, so it wins."""
+        for name in given:
+            if name not in self.names:
+                accepted = ", ".join(sorted(self.names))
+                raise ValueError(f"{self.id} has no hyperparameter {name!r}; accepted: {accepted}")
+        by_target: dict[str | tuple[str, ...], list[str]] = {}
+        for name in given:
+            by_target.setdefault(self.names[name], []).append(name)
+        for names in by_target.values():
+            if len(names) > 1 and not self.alias_winners & set(names):
+                raise ValueError(f"{self.id}: {' and '.join(names)} are aliases of one hyperparameter; give one")
+        return sorted(given.items(), key=lambda item: item[0] in self.alias_winners)
 
     def framework_hparams(self, canonical: Mapping[str, Any]) -> dict[str, Any]:
         """Canonical hyperparameters -> the framework's keywords (the primary name, pairs filled from defaults)."""
@@ -165,6 +180,7 @@ DIALECTS: Mapping[str, Dialect] = _table(
         },
         slots={"accumulator": "accumulator"},
         counter="iterations",
+        alias_winners=frozenset({"lr"}),
         sources=(
             "tf_keras 2.21 tf_keras/src/optimizers/legacy/adagrad.py",
             "tensorflow 2.21 core/kernels/training_ops.cc ApplyAdagradV2Op",

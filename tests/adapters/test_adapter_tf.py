@@ -25,7 +25,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("tf_keras")
 keras = pytest.importorskip("keras")
 
-from support.adapter_protocol import assert_identical, assert_within_k, cases, run, snapshot  # noqa: E402
+from support.adapter_protocol import K, assert_identical, assert_within_k, cases, run, snapshot  # noqa: E402
 from support.tf_family import (  # noqa: E402
     KERAS,
     KERAS_STYLE,
@@ -51,6 +51,7 @@ from conformance.adapters import tf_keras  # noqa: E402
 from conformance.adapters.keras import KerasAdapter  # noqa: E402
 from conformance.adapters.tf_keras import TFKerasAdapter, mirrored_strategy  # noqa: E402
 from conformance.adapters.tf_raw import TFRawAdapter  # noqa: E402
+from conformance.tolerance import judge  # noqa: E402
 from reference import format_of  # noqa: E402
 from reference.sparse import SparseGrad, SparseRule  # noqa: E402
 
@@ -124,6 +125,17 @@ def test_a_counter_that_starts_at_a_million() -> None:
         assert live.count() == 10**6 and live.optimizer.get_weights()[0] == 10**6
         for index, (got, want) in enumerate(zip(run(live, case), case.expected, strict=True), start=1):
             assert_within_k(got, want, case.dtype, f"{case.test_id} step {index}")
+
+
+def test_lr_wins_over_learning_rate_as_the_dialect_says() -> None:
+    """tf_keras's legacy Adagrad takes `lr` whenever it is given; the dialect resolves the pair the same way."""
+    hparams = {"learning_rate": 0.1, "lr": 1.0}
+    live = SUBJECTS[LEGACY].create("adagrad/tf-keras-v2", hparams, [np.array([1.0])])
+    live.step([np.array([1.0])])
+    (want,) = reference.run("adagrad/tf-keras-v2", hparams, "float64", [[1.0]], [[[1.0]]])
+    judged = judge(live.params()[0], want.params[0], want.error_scale["params"][0], format_of("float64"), K)
+    assert not judged.outside.any(), f"k = {judged.needed.max():.3g} > {K}"
+    assert reference.get("adagrad/tf-keras-v2").hparams(hparams).lr == 1.0
 
 
 @pytest.mark.parametrize("name", TF_SUBJECTS)

@@ -1,7 +1,10 @@
 """Bad hyperparameters get a ValueError naming the parameter and the accepted range."""
 
+import dataclasses
+
 import pytest
 
+import reference
 from reference import get, run
 
 REFUSED = [
@@ -64,3 +67,34 @@ def test_silent_rewrite_is_modelled_not_refused():
     assert get("adagrad/tf-keras-v2").hparams({"epsilon": 0.0}).eps == 1e-7
     assert get("adagrad/tf-keras-v2").hparams({"epsilon": None}).eps == 1e-7
     assert get("adagrad/keras3").hparams({"epsilon": 0.0}).eps == 0.0
+
+
+# Each dialect whose framework takes several keywords for one hyperparameter: the keywords given together, and the
+# value its framework uses (tf_keras's legacy optimizers read `kwargs.get("lr", learning_rate)`).
+ALIASES_TOGETHER = {"adagrad/tf-keras-v2": ({"lr": 1.0, "learning_rate": 0.1}, "lr", 1.0)}
+
+
+def _aliased(dialect: reference.Dialect) -> list[list[str]]:
+    by_target: dict[object, list[str]] = {}
+    for name, target in dialect.names.items():
+        by_target.setdefault(target, []).append(name)
+    return [names for names in by_target.values() if len(names) > 1]
+
+
+def test_every_dialect_with_aliases_says_how_they_resolve():
+    assert sorted(d.id for d in reference.DIALECTS.values() if _aliased(d)) == sorted(ALIASES_TOGETHER)
+
+
+@pytest.mark.parametrize("dialect_id", sorted(ALIASES_TOGETHER))
+def test_aliases_given_together_resolve_as_the_framework_does(dialect_id):
+    given, canonical, value = ALIASES_TOGETHER[dialect_id]
+    dialect = get(dialect_id)
+    for order in (given, dict(reversed(given.items()))):
+        assert getattr(dialect.hparams(order), canonical) == value
+
+
+def test_aliases_without_a_known_winner_are_refused():
+    dialect = dataclasses.replace(get("adagrad/tf-keras-v2"), alias_winners=frozenset())
+    with pytest.raises(ValueError, match=r"learning_rate and lr are aliases of one hyperparameter; give one"):
+        dialect.hparams({"learning_rate": 0.1, "lr": 1.0})
+    assert dialect.hparams({"lr": 1.0}).lr == 1.0
