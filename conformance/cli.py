@@ -189,6 +189,28 @@ def docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def diff(args: argparse.Namespace) -> int:
+    from conformance import porting
+
+    given = _json_arg("hparams", args.hparams)
+    if not isinstance(given, dict):
+        raise UsageError("--hparams must be a JSON object of the family's canonical hyperparameter names")
+    plot = pathlib.Path(args.plot) if args.plot else None
+    if plot is not None:
+        try:
+            from conformance import porting_plot
+        except ImportError:
+            raise UsageError("--plot needs matplotlib: pip install 'optconf[plot]'") from None
+        if plot.suffix.lower() not in porting_plot.FORMATS:
+            raise UsageError(f"--plot writes {' or '.join(porting_plot.FORMATS)} files, not {plot.name!r}")
+    result = porting.compare(args.a, args.b, given, steps=args.steps, dtype=args.dtype, seed=args.seed)
+    sys.stdout.write(porting.render(result))
+    if plot is not None:
+        porting_plot.save(result, plot)
+        print(f"optconf diff: drew {plot}", file=sys.stderr)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optconf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -267,6 +289,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=".", help="the checkout holding the documents (default: the current folder)")
     p.add_argument("--check", action="store_true", help="exit 1 if a generated section is out of date")
     p.set_defaults(func=docs)
+    p = commands.add_parser(
+        "diff",
+        help="why two dialects of one family train differently: their settings and a seeded fit, side by side",
+        description="List every setting in which two dialects of one family differ (knobs, defaults, keywords, "
+        "slots, counter, formats) and, for the given hyperparameters, which of them change the numbers: each is "
+        "tried alone on the same problem. Then run both on one seeded least-squares fit and print where the "
+        "trajectories part and the relative loss gap. With --plot, also draw both loss curves and the gap "
+        "(matplotlib, the 'plot' extra). Writes no file but the plot.",
+    )
+    p.add_argument("a", help="a dialect id, e.g. adagrad/keras2")
+    p.add_argument("b", help="another dialect of the same family, e.g. adagrad/torch")
+    p.add_argument("--hparams", default="{}", help="JSON object of canonical names (lr, eps, ...) given to both")
+    p.add_argument("--steps", type=int, default=100, help="steps of the fit (default 100)")
+    p.add_argument("--dtype", default="float32", help="float16, bfloat16, float32 or float64 (default float32)")
+    p.add_argument("--seed", type=int, default=0, help="the problem's seed (default 0)")
+    p.add_argument("--plot", help="also draw the loss curves and their gap into this .png or .svg file")
+    p.set_defaults(func=diff)
     return parser
 
 
