@@ -260,6 +260,57 @@ class TFKerasAdapter(KerasStyleAdapter):
         return {"tf_keras": str(tf_keras.__version__), "tensorflow": str(import_tensorflow().__version__)}
 
 
+@functools.cache
+def legacy_as_keras2() -> type:
+    """tf_keras's legacy Adagrad configured as Keras 2 (`adagrad/keras2`), the API it succeeded: Keras 2's keywords
+    (`lr`, `epsilon`, `decay`, `clipnorm`, `clipvalue`), the accumulators starting at 0 as Keras 2's did, and Keras
+    2's `clipnorm`, a joint norm over all gradients, passed as `global_clipnorm`. Nothing of the step is changed."""
+    base = _import_tf_keras().optimizers.legacy.Adagrad
+
+    class LegacyAdagradAsKeras2(base):  # type: ignore[misc, valid-type]
+        def __init__(
+            self,
+            lr: float = 0.01,
+            epsilon: float = 1e-7,
+            decay: float = 0.0,
+            clipnorm: float | None = None,
+            clipvalue: float | None = None,
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(
+                learning_rate=lr,
+                initial_accumulator_value=0.0,
+                epsilon=epsilon,
+                decay=decay,
+                global_clipnorm=clipnorm,
+                clipvalue=clipvalue,
+                **kwargs,
+            )
+
+        def get_config(self) -> dict[str, Any]:
+            config = dict(super().get_config())
+            config.pop("initial_accumulator_value")
+            config["lr"] = config.pop("learning_rate")
+            config["clipnorm"] = config.pop("global_clipnorm", None)
+            return config
+
+        @classmethod
+        def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Any:
+            # Not the base class's: it adds initial_accumulator_value and renames lr, which this class sets itself.
+            return cls(**config)
+
+    return LegacyAdagradAsKeras2
+
+
 def subjects() -> list[TFKerasAdapter]:
-    """The built-in tf_keras Adagrads, one per API generation, with the manifest `manifests/tf_keras.toml`."""
-    return [TFKerasAdapter(dialect=dialect, manifest=manifest_path("tf_keras")) for dialect in TFKerasAdapter.built_in]
+    """The built-in tf_keras Adagrads, one per API generation, and the legacy one configured as Keras 2, with the
+    manifest `manifests/tf_keras.toml`."""
+    manifest = manifest_path("tf_keras")
+    own = [TFKerasAdapter(dialect=dialect, manifest=manifest) for dialect in TFKerasAdapter.built_in]
+    as_keras2 = TFKerasAdapter(
+        legacy_as_keras2(),
+        dialect="adagrad/keras2",
+        name="tf_keras.optimizers.legacy.Adagrad[as keras2]",
+        manifest=manifest,
+    )
+    return [*own, as_keras2]

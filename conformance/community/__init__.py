@@ -1,5 +1,7 @@
 """Community optimizers as conformance subjects: run them with `pytest --impl=conformance.community`.
 
+- `KerasSeedAdagrad` is the Keras 2 Adagrad (with `decay`) that a question about `self.weights` quotes, ported to
+  Keras 3 and run as `adagrad/keras2`.
 - `KerasAnswerRProp` is the Stack Overflow answer's rule, written from the `rprop/keras-answer` dialect. It passes.
 - `KerasQuestionRProp` is the question's class with its bugs kept, run as the `rprop/rprop+` it was meant to be.
   It fails. Its known failures are listed, with reasons, in `conformance/manifests/community.toml`, which both
@@ -16,9 +18,19 @@ from typing import Any
 
 from conformance.adapters import KerasAdapter
 
+from .keras_adagrad import KerasSeedAdagrad
 from .keras_rprop import KerasAnswerRProp, KerasQuestionRProp
 
-__all__ = ["ANSWER", "IMPLEMENTATIONS", "MANIFEST", "QUESTION", "KerasAnswerRProp", "KerasQuestionRProp"]
+__all__ = [
+    "ANSWER",
+    "IMPLEMENTATIONS",
+    "MANIFEST",
+    "QUESTION",
+    "SEED_ADAGRAD",
+    "KerasAnswerRProp",
+    "KerasQuestionRProp",
+    "KerasSeedAdagrad",
+]
 
 MANIFEST = pathlib.Path(__file__).resolve().parents[1] / "manifests" / "community.toml"
 
@@ -26,7 +38,9 @@ ANSWER = KerasAdapter(KerasAnswerRProp, dialect="rprop/keras-answer", name="Kera
 # The class names its variables after the dialect's slots (delta, prev_grad, prev_update), so no `slots=` mapping.
 QUESTION = KerasAdapter(KerasQuestionRProp, dialect="rprop/rprop+", name="KerasQuestionRProp", manifest=MANIFEST)
 
-IMPLEMENTATIONS = [ANSWER, QUESTION]
+SEED_ADAGRAD = KerasAdapter(KerasSeedAdagrad, dialect="adagrad/keras2", name="KerasSeedAdagrad", manifest=MANIFEST)
+
+IMPLEMENTATIONS = [SEED_ADAGRAD, ANSWER, QUESTION]
 
 
 def subjects() -> list[Any]:

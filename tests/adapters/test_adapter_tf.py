@@ -27,6 +27,7 @@ keras = pytest.importorskip("keras")
 
 from support.adapter_protocol import K, assert_identical, assert_within_k, cases, run, snapshot  # noqa: E402
 from support.tf_family import (  # noqa: E402
+    AS_KERAS2,
     KERAS,
     KERAS_STYLE,
     LEGACY,
@@ -48,6 +49,7 @@ from conformance import corpus  # noqa: E402
 from conformance.adapter import own_manifest  # noqa: E402
 from conformance.adapters import keras as keras_adapters  # noqa: E402
 from conformance.adapters import tf_keras  # noqa: E402
+from conformance.adapters._tf_common import as_numpy  # noqa: E402
 from conformance.adapters.keras import KerasAdapter  # noqa: E402
 from conformance.adapters.tf_keras import TFKerasAdapter, mirrored_strategy  # noqa: E402
 from conformance.adapters.tf_raw import TFRawAdapter  # noqa: E402
@@ -80,6 +82,53 @@ def test_capabilities_and_manifests() -> None:
         assert own_manifest(mine) is None
     if ON_TF:
         assert own_manifest(KerasAdapter(dialect="adagrad/keras3")) is None
+
+
+def test_the_legacy_adagrad_as_keras2_is_the_legacy_class_under_keras2_keywords() -> None:
+    """Only keywords change: Keras 2's names, accumulators from 0, and Keras 2's joint-norm clipnorm as
+    global_clipnorm. Its config round-trips through its own from_config."""
+    adapter = SUBJECTS[AS_KERAS2]
+    assert adapter.capabilities.dialects == ("adagrad/keras2",)
+    assert pathlib.Path(adapter.manifest) == _manifest_dir() / "tf_keras.toml"
+    cls = adapter.optimizer_class()
+    optimizer = cls(lr=0.5, epsilon=1e-3, decay=0.1, clipnorm=2.0, clipvalue=1.0)
+    assert type(optimizer).__mro__[1] is tf_keras._import_tf_keras().optimizers.legacy.Adagrad
+    assert optimizer._initial_accumulator_value == 0.0
+    assert (optimizer.global_clipnorm, optimizer.clipnorm, optimizer.clipvalue) == (2.0, None, 1.0)
+    config = optimizer.get_config()
+    assert {"lr", "epsilon", "decay", "clipnorm", "clipvalue"} <= set(config) and "learning_rate" not in config
+    assert cls.from_config(config).get_config() == config
+
+
+def test_the_legacy_api_surface_keeps_the_state_it_documents() -> None:
+    """OptimizerV2's documented surface: `lr` and `learning_rate` are one hyperparameter, `decay` a hyperparameter,
+    `get_weights()` is [iterations, accumulators...], `get_slot` reads an accumulator, and `set_weights` into a
+    fresh optimizer continues bit-identically."""
+    legacy = tf_keras._import_tf_keras().optimizers.legacy.Adagrad
+    grads = [np.array([0.5, -2.0]), np.array([1.5, 0.25])]
+
+    def fresh(**kwargs: Any) -> tuple[Any, Any]:
+        variable = tf.Variable(np.array([1.0, -1.0]))
+        optimizer = legacy(lr=0.3, decay=0.1, initial_accumulator_value=0.2, **kwargs)
+        return optimizer, variable
+
+    optimizer, variable = fresh()
+    assert float(optimizer.lr) == float(optimizer.learning_rate) == np.float32(0.3)
+    assert float(optimizer.decay) == np.float32(0.1)
+    optimizer.apply_gradients([(tf.constant(grads[0]), variable)])
+    iterations, accumulator = optimizer.get_weights()
+    assert iterations == 1 and int(optimizer.iterations) == 1
+    assert accumulator.tolist() == [0.2 + 0.25, 0.2 + 4.0]
+    assert as_numpy(optimizer.get_slot(variable, "accumulator")).tolist() == accumulator.tolist()
+
+    twin, twin_variable = fresh()
+    twin._create_all_weights([twin_variable])
+    twin.set_weights(optimizer.get_weights())
+    twin_variable.assign(variable)
+    for opt, var in ((optimizer, variable), (twin, twin_variable)):
+        opt.apply_gradients([(tf.constant(grads[1]), var)])
+    assert as_numpy(twin_variable).tolist() == as_numpy(variable).tolist()
+    assert [w.tolist() for w in twin.get_weights()] == [w.tolist() for w in optimizer.get_weights()]
 
 
 def _manifest_dir() -> pathlib.Path:

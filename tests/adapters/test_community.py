@@ -25,7 +25,14 @@ import numpy as np  # noqa: E402
 from conformance import cli  # noqa: E402
 from conformance.adapters import KerasAdapter  # noqa: E402
 from conformance.checks import CHECKS, CheckFailure, Context, Outcome  # noqa: E402
-from conformance.community import ANSWER, IMPLEMENTATIONS, MANIFEST, QUESTION, KerasQuestionRProp  # noqa: E402
+from conformance.community import (  # noqa: E402
+    ANSWER,
+    IMPLEMENTATIONS,
+    MANIFEST,
+    QUESTION,
+    SEED_ADAGRAD,
+    KerasQuestionRProp,
+)
 from conformance.corpus import load  # noqa: E402
 
 pytest_plugins = ["pytester"]
@@ -44,7 +51,8 @@ def corpus():
 
 
 def test_the_spec_module_has_both_subjects_with_the_manifest():
-    assert [a.name for a in IMPLEMENTATIONS] == ["KerasAnswerRProp", "KerasQuestionRProp"]
+    assert [a.name for a in IMPLEMENTATIONS] == ["KerasSeedAdagrad", "KerasAnswerRProp", "KerasQuestionRProp"]
+    assert SEED_ADAGRAD.capabilities.dialects == ("adagrad/keras2",)
     assert ANSWER.capabilities.dialects == ("rprop/keras-answer",)
     assert QUESTION.capabilities.dialects == ("rprop/rprop+",)
     assert all(a.manifest == MANIFEST and MANIFEST.is_file() for a in IMPLEMENTATIONS)
@@ -65,6 +73,18 @@ def test_the_answer_reproduces_the_hand_trace():
     assert live.count() == len(grads)
     assert live.state()["alphas"][0][0] == pytest.approx(0.00135, rel=1e-12)
     assert live.state()["old_grads"][0].tolist() == [1.0]
+
+
+def test_the_seed_adagrad_reproduces_the_hand_trace():
+    """lr = 0.1, decay = 0.5, epsilon = 0, θ = 1, g = 2 twice. Step 1 reads t = 0: a = 4, θ = 1 − 0.1·2/2 = 0.9.
+    Step 2 reads t = 1, so lr_t = 0.1/1.5: a = 8, θ = 0.9 − (0.1/1.5)·2/√8 = 0.9 − 0.0471404520791…"""
+    live = SEED_ADAGRAD.create("adagrad/keras2", {"lr": 0.1, "decay": 0.5, "epsilon": 0.0}, [np.ones(1, np.float32)])
+    live.step([np.full(1, 2.0, np.float32)])
+    assert live.params()[0].tolist() == [np.float32(0.9)] and live.state()["accumulator"][0].tolist() == [4.0]
+    live.step([np.full(1, 2.0, np.float32)])
+    # 4u of float32: the exact value against a float32 evaluation of a handful of rounded operations.
+    np.testing.assert_allclose(live.params()[0], [0.9 - 0.1 / 1.5 * 2 / 8**0.5], rtol=2**-22, atol=0)
+    assert live.state()["accumulator"][0].tolist() == [8.0] and live.count() == 2
 
 
 def test_without_the_manifest_the_question_fails_with_a_diagnostic_for_each_bug(pytester):
@@ -171,6 +191,9 @@ def test_with_the_manifest_the_run_passes_and_keeps_the_bugs_visible(pytester, t
     records = json.loads(evidence.read_text())["results"]
     answer = {r["status"] for r in records if r["impl"] == "KerasAnswerRProp"}
     assert answer == {"passed", "skipped"}
+    seed = [r for r in records if r["impl"] == "KerasSeedAdagrad"]
+    assert {r["check"] for r in seed if r["status"] == "xfailed"} == {"invalid_hparams"}
+    assert {r["status"] for r in seed if r["check"] != "invalid_hparams"} == {"passed", "skipped"}
     question = [r for r in records if r["impl"] == "KerasQuestionRProp"]
     assert {r["status"] for r in question} == {"passed", "skipped", "xfailed"}
     used = {re.search(r"\[community\.toml entry (\d+)\]", r["reason"])[1] for r in question if r["status"] == "xfailed"}
