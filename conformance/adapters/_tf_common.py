@@ -27,6 +27,7 @@ from typing import Any, ClassVar, TypeAlias, TypeGuard
 import numpy as np
 
 from conformance.adapter import Capabilities, LiveOptimizer
+from reference import format_of
 from reference import get as get_dialect
 from reference.sparse import SparseGrad
 
@@ -56,8 +57,9 @@ __all__ = [
     "variable_name",
 ]
 
-# What the adapters are measured on (tests/adapters/test_differential_*.py); the 16-bit formats are not claimed yet.
-TF_DTYPES = ("float32", "float64")
+# TF registers its Adagrad kernels for half and bfloat16 as well, and mixed precision is how many run them: every
+# format is claimed (Keras 3 on each backend too), and what fails is in the manifests.
+TF_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 # Logical CPU devices that `import_tensorflow` asks for, so that MirroredStrategy has two replicas without a GPU.
 REPLICAS = 2
@@ -128,6 +130,9 @@ def replica_devices(tf: Any) -> list[str]:
 
 def as_numpy(value: Any) -> np.ndarray:
     """A NumPy copy of a framework tensor or variable (tf, Keras 3 on any backend), keeping its dtype."""
+    if str(getattr(value, "dtype", "")) == "torch.bfloat16":
+        # NumPy cannot take torch's bfloat16 (Keras 3 on torch); float32 holds every bfloat16 value exactly.
+        return np.asarray(value.detach().float()).astype(format_of("bfloat16").np_dtype)
     # Not np.array(copy=True): TF's __array__ takes no `copy` keyword, and NumPy 2 warns about that.
     return np.asarray(value).copy()
 
@@ -377,6 +382,9 @@ class KerasStyleAdapter(ABC):
     dense gradients are all that the framework's base optimizer guarantees.
 
     `manifest` names the adapter's own known-failure manifest, applied unless `--no-default-manifest`.
+
+    `dtypes` narrows the formats claimed (by default every one the framework runs: float16, bfloat16, float32 and
+    float64, where the backend has them).
     """
 
     framework: ClassVar[str]  # where the built-in classes live, e.g. "keras.optimizers"
@@ -394,6 +402,7 @@ class KerasStyleAdapter(ABC):
         slots: Mapping[str, SlotSource] | None = None,
         sparse: bool | None = None,
         manifest: pathlib.Path | None = None,
+        dtypes: Sequence[str] | None = None,
     ) -> None:
         if optimizer_class is None and dialect not in self.built_in:
             raise ValueError(f"{self.framework} has no built-in optimizer for {dialect}; pass optimizer_class")
@@ -414,9 +423,13 @@ class KerasStyleAdapter(ABC):
             dialect=spec,
             path_takes_them=self._takes_sparse(),
         )
+        supported = self._dtypes()
+        if dtypes is not None and not set(dtypes) <= set(supported):
+            extra = ", ".join(sorted(set(dtypes) - set(supported)))
+            raise ValueError(f"{type(self).__name__} cannot claim {extra}; this framework takes {', '.join(supported)}")
         self.capabilities = Capabilities(
             dialects=(dialect,),
-            dtypes=self._dtypes(),
+            dtypes=tuple(d for d in supported if dtypes is None or d in dtypes),
             set_state=True,
             config=True,
             serialize=True,

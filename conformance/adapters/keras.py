@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..registry import manifest_path
+from ._convert import carrier
 from ._tf_common import (
     TF_DTYPES,
     KerasStyleAdapter,
@@ -150,9 +151,15 @@ class KerasLive(KerasStyleLive):
         self.model.save(directory / MODEL_FILE)
         store: dict[str, Any] = {}
         self.optimizer.save_own_variables(store)
-        arrays = {key: as_numpy(value) for key, value in store.items()}
+        # .npz has no bfloat16 (it would load back as raw bytes): bfloat16 goes as float32, which holds it exactly,
+        # and assign() rounds it back to the variable's format unchanged.
+        arrays = {key: _storable(as_numpy(value)) for key, value in store.items()}
         # mypy matches the ** names against savez's `allow_pickle: bool` too; they are the variables' names.
         np.savez(directory / VARIABLES_FILE, **arrays)  # type: ignore[arg-type]
+
+
+def _storable(array: np.ndarray) -> np.ndarray:
+    return carrier(array) if array.dtype.name == "bfloat16" else array  # the counter is an integer: as it is
 
 
 def _by_reference(optimizer: Any, variable: Any, own_name: str) -> tuple[Any, str]:

@@ -73,7 +73,7 @@ def test_capabilities_and_manifests() -> None:
         caps = adapter.capabilities
         assert caps.set_state and caps.serialize and not caps.loss, name
         assert (caps.config, caps.sparse, caps.replicas) == expected[name], name
-        assert caps.dtypes == ("float32", "float64"), name
+        assert caps.dtypes == ("float16", "bfloat16", "float32", "float64"), name
         spec = {LEGACY: "tf_keras", NEW: "tf_keras", RAW_V2: "tf_raw", RAW_V1: "tf_raw", KERAS: "keras"}[name]
         assert pathlib.Path(adapter.manifest) == _manifest_dir() / f"{spec}.toml", name
         assert pathlib.Path(adapter.manifest).is_file()
