@@ -7,7 +7,7 @@ import json
 import os
 import pathlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -211,11 +211,21 @@ def diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(
+    commands: Any, func: Callable[[argparse.Namespace], int], help: str, description: str
+) -> argparse.ArgumentParser:
+    """The subcommand named after `func`, which runs it with the parsed arguments."""
+    parser: argparse.ArgumentParser = commands.add_parser(func.__name__, help=help, description=description)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optconf", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser(
-        "trace",
+    p = _command(
+        commands,
+        trace,
         help="print the reference trajectory of a dialect for given inputs, as JSON",
         description="Run the reference on the given parameters and gradients and print every step's parameters and "
         "state as JSON on standard output, each number a string that float() parses exactly. Writes no file.",
@@ -227,9 +237,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--grads", required=True, help="JSON list: one gradient tensor per step")
     p.add_argument("--losses", help="JSON list: one loss per step (iRprop+)")
     p.add_argument("--evaluator", choices=("oracle", "numpy"), default="oracle", help="default: the mpmath oracle")
-    p.set_defaults(func=trace)
-    p = commands.add_parser(
-        "generate",
+    p = _command(
+        commands,
+        generate,
         help="write the golden vector corpus from the reference",
         description="Compute every case of the golden corpus with the reference and rewrite the corpus folder: one "
         "JSON file per dialect and MANIFEST.json. With --check, write nothing: regenerate in memory and exit 1, with "
@@ -242,18 +252,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="regenerate in memory; exit 1 unless bit-identical")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=generate)
-    p = commands.add_parser(
-        "lint",
+    p = _command(
+        commands,
+        lint,
         help="validate the corpus: schema, manifest hashes, counts, tcIds, flags",
         description="Check a corpus folder as the runner does before using it, and more: the schema, the manifest's "
         "hashes and counts, unique tcIds, flags defined and used, limits, cross-field invariants, and every expected "
         "decimal against its hex value. Prints one line per problem and exits 1 if there is any. Writes no file.",
     )
     p.add_argument("--root", help="the corpus folder (default: the project's vectors/)")
-    p.set_defaults(func=lint)
-    p = commands.add_parser(
-        "explain",
+    p = _command(
+        commands,
+        explain,
         help="re-run one corpus case against an implementation, step by step",
         description="Run one case (a corpus id, or a case saved by fuzzing) on an implementation and print, step by "
         "step, what it computed beside what the reference expects. Writes no file.",
@@ -263,9 +273,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--impl", default=os.environ.get("OPTCONF_IMPL", "reference"), help="as pytest --impl")
     p.add_argument("--subject", help="which adapter, when the implementation has several")
     p.add_argument("--vectors", default=os.environ.get("OPTCONF_VECTORS"), help="the corpus folder")
-    p.set_defaults(func=explain)
-    p = commands.add_parser(
-        "matrix",
+    p = _command(
+        commands,
+        matrix,
         help="run every installed built-in implementation and rewrite the matrix in CONFORMANCE.md",
         description="Run every installed built-in implementation (and any --impl) through the level-1 corpus, each "
         "in its own pytest process with its own known-failure manifest. Rewrites the matrix between the markers of "
@@ -277,9 +287,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--evidence", default="docs/conformance-evidence.json", help="where the JSON evidence goes (rewritten whole)"
     )
-    p.set_defaults(func=matrix)
-    p = commands.add_parser(
-        "docs",
+    p = _command(
+        commands,
+        docs,
         help="regenerate the generated sections of CONFORMANCE.md and docs/guide.md",
         description="Rewrite the sections of CONFORMANCE.md and docs/guide.md that are generated from code (the "
         "dialects, the vector format, the flags, the checks, the tolerance table, the self-test corpus, the options), "
@@ -288,9 +298,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--root", default=".", help="the checkout holding the documents (default: the current folder)")
     p.add_argument("--check", action="store_true", help="exit 1 if a generated section is out of date")
-    p.set_defaults(func=docs)
-    p = commands.add_parser(
-        "diff",
+    p = _command(
+        commands,
+        diff,
         help="why two dialects of one family train differently: their settings and a seeded fit, side by side",
         description="List every setting in which two dialects of one family differ (knobs, defaults, keywords, "
         "slots, counter, formats) and, for the given hyperparameters, which of them change the numbers: each is "
@@ -305,7 +315,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", help="float16, bfloat16, float32 or float64 (default float32)")
     p.add_argument("--seed", type=int, default=0, help="the problem's seed (default 0)")
     p.add_argument("--plot", help="also draw the loss curves and their gap into this .png or .svg file")
-    p.set_defaults(func=diff)
     return parser
 
 

@@ -9,7 +9,7 @@ from reference._numerics import FloatFormat, format_of
 
 from .adapter import Adapter
 from .corpus import Case
-from .tolerance import Bound, bound_for
+from .tolerance import Bound, bound_of
 
 __all__ = ["CheckFailure", "CheckSkip", "Context", "Outcome"]
 
@@ -47,10 +47,9 @@ class Context:
         return format_of(self.case.dtype)
 
     def bound(self, quantity: str) -> Bound:
-        canonical = {name: c for c, name in self.dialect.slots.items()}.get(quantity, quantity)
         if self.k_override is not None:
             return Bound(self.k_override, "a tolerance override in the implementer's manifest")
-        return bound_for(self.dialect.family.name, canonical)
+        return bound_of(self.dialect, quantity)
 
     def fail(self, message: str, outcome: Outcome) -> CheckFailure:
         outcome.first_divergence = message

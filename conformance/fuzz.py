@@ -27,7 +27,7 @@ from .inputs import read_json
 from .manifest import Entry, diagnosis_of
 from .session import fuzz_case_view
 
-__all__ = ["FUZZ_DIR", "fuzz", "load_case_json"]
+__all__ = ["FUZZ_DIR", "HPARAM_EDGES", "exposed", "fuzz", "load_case_json"]
 
 FUZZ_DIR = pathlib.Path(".optconf-fuzz")
 
@@ -56,7 +56,7 @@ def _case_strategy(dialect: reference.Dialect, dtypes: tuple[str, ...]) -> Any:
         tensor = st.lists(element, min_size=size, max_size=size).map(lambda v: np.array(v, np.float64).reshape(shape))
         params = data(st.lists(st.floats(-4, 4, allow_nan=False, width=32), min_size=size, max_size=size))
         hparam_seed = data(st.integers(0, 2**32 - 1))
-        edge = data(st.sampled_from(_HPARAM_EDGES))
+        edge = data(st.sampled_from(HPARAM_EDGES))
         losses = data(st.lists(st.floats(0, 10, width=32), min_size=steps, max_size=steps))
         return CaseSpec(
             dialect=dialect.id,
@@ -64,7 +64,7 @@ def _case_strategy(dialect: reference.Dialect, dtypes: tuple[str, ...]) -> Any:
             level=1,
             flags=("FUZZ",),
             comment="a fuzzed case",
-            hparams=random_hparams(dialect, random.Random(hparam_seed)) | _exposed(dialect, edge),
+            hparams=random_hparams(dialect, random.Random(hparam_seed)) | exposed(dialect, edge),
             params=[np.array(params, np.float64).reshape(shape)],
             grads=[[data(tensor)] for _ in range(steps)],
             losses=losses if dialect.needs_loss else None,
@@ -74,7 +74,7 @@ def _case_strategy(dialect: reference.Dialect, dtypes: tuple[str, ...]) -> Any:
 
 
 # Hyperparameter edges the random draw rarely makes (canonical names); each applies only where the dialect has it.
-_HPARAM_EDGES: list[dict[str, Any]] = [
+HPARAM_EDGES: list[dict[str, Any]] = [
     {},
     {},
     {},
@@ -92,7 +92,8 @@ _HPARAM_EDGES: list[dict[str, Any]] = [
 ]
 
 
-def _exposed(dialect: reference.Dialect, canonical: dict[str, Any]) -> dict[str, Any]:
+def exposed(dialect: reference.Dialect, canonical: dict[str, Any]) -> dict[str, Any]:
+    """An edge in the dialect's own names, or none where the dialect lacks one of its knobs."""
     names = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
     if not set(canonical) <= names:
         return {}

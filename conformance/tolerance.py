@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reference import Dialect
 from reference._numerics import FloatFormat
 from reference.families import FAMILIES
 from reference.family import Bound
@@ -19,6 +20,7 @@ __all__ = [
     "Bound",
     "Judged",
     "bound_for",
+    "bound_of",
     "exact_class_mismatch",
     "judge",
     "ordered_bits",
@@ -39,6 +41,12 @@ def bound_for(family: str, quantity: str) -> Bound:
         return K_TABLE[family, quantity]
     except KeyError:
         raise ValueError(f"no tolerance for {family} {quantity}") from None
+
+
+def bound_of(dialect: Dialect, quantity: str) -> Bound:
+    """The bound of a quantity as a trajectory reports it: 'params', or a slot by the dialect's own name."""
+    canonical = {name: c for c, name in dialect.slots.items()}.get(quantity, quantity)
+    return bound_for(dialect.family.name, canonical)
 
 
 def ordered_bits(values: np.ndarray, fmt: FloatFormat) -> np.ndarray:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from .._numerics import FloatFormat, format_of
 from ..dialects import DIALECTS, Dialect
 from .casespec import CaseSpec, edge, named_hparams
 
-__all__ = ["SEED", "CaseSpec", "catalogue", "random_hparams", "redraw"]
+__all__ = ["SEED", "CaseSpec", "RandomInputs", "catalogue", "random_hparams", "random_inputs", "redraw", "rng_for"]
 
 SEED = 20261121
 RANDOM_STEPS = 10
@@ -53,6 +53,28 @@ def random_hparams(dialect: Dialect, rng: random.Random) -> dict[str, Any]:
     return named_hparams(dialect, dialect.family.random_hparams(dialect, rng))
 
 
+class RandomInputs(NamedTuple):
+    """A random trajectory's inputs: hyperparameters in the dialect's names, float64 params, one gradient row a step."""
+
+    hparams: dict[str, Any]
+    params: list[np.ndarray]
+    grads: list[list[np.ndarray]]
+    losses: list[float] | None
+
+
+def random_inputs(dialect: Dialect, rng: random.Random, shapes: Sequence[tuple[int, ...]], steps: int) -> RandomInputs:
+    """Draw a random trajectory's inputs from `rng`, in the corpus's order: hyperparameters (as the family's record
+    draws them), params, gradients (exact zeros as often as the record says), then losses where the dialect needs
+    them. The corpus draws its random cases here, and so do the differential tests, with their own shapes."""
+    zero_chance = dialect.family.zero_chance
+    return RandomInputs(
+        hparams=random_hparams(dialect, rng),
+        params=[_tensor(rng, s) for s in shapes],
+        grads=[[_tensor(rng, s, zero_chance) for s in shapes] for _ in range(steps)],
+        losses=[float(rng.randint(0, 40)) / 4 for _ in range(steps)] if dialect.needs_loss else None,
+    )
+
+
 def _random_cases(dialect: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
     shapes = [(1, s) for s in LEVEL1_RANDOM_SHAPES] + [(2, s) for s in LEVEL2_RANDOM_SHAPES]
     for index, (level, tensor_shapes) in enumerate(shapes):
@@ -72,17 +94,17 @@ def _random_case(
     checkpoint = RANDOM_STEPS // 2 if index in (1, 3) else None
     if checkpoint:
         flags.append("CHECKPOINT")
-    zero_chance = dialect.family.zero_chance
+    drawn = random_inputs(dialect, rng, shapes, RANDOM_STEPS)
     return CaseSpec(
         dialect=dialect.id,
         dtype=fmt.name,
         level=level,
         flags=tuple(flags),
         comment=f"random trajectory, shapes {[list(s) for s in shapes]}",
-        hparams=random_hparams(dialect, rng),
-        params=[_tensor(rng, s) for s in shapes],
-        grads=[[_tensor(rng, s, zero_chance) for s in shapes] for _ in range(RANDOM_STEPS)],
-        losses=[float(rng.randint(0, 40)) / 4 for _ in range(RANDOM_STEPS)] if dialect.needs_loss else None,
+        hparams=drawn.hparams,
+        params=drawn.params,
+        grads=drawn.grads,
+        losses=drawn.losses,
         checkpoint=checkpoint,
         seed_key=key,
         attempt=attempt,

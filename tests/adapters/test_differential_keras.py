@@ -1,9 +1,7 @@
 """Differential tests: Keras 3 `keras.optimizers.Adagrad` on the TensorFlow backend against the mpmath oracle.
 
 Also a user's own Keras 3 optimizer class, plugged in with one line (`KerasAdapter(UserAdagrad, dialect=...)`)
-and held to the same bounds. The machinery is in support/differential.py; the cases are test_differential_tf.py's
-(its SEED, CASES and keras3_hparams, as for tf_keras.new). Calibrate with
-`python tests/support/differential.py tests/adapters/test_differential_keras.py [cases]`.
+and judged the same way. The machinery and the cases are support/differential.py's.
 """
 
 from __future__ import annotations
@@ -21,23 +19,18 @@ if keras.config.backend() != "tensorflow":
         f"the bounds here are measured on the TF backend, not {keras.config.backend()}", allow_module_level=True
     )
 
-import numpy as np  # noqa: E402
 from support.differential import (  # noqa: E402
-    Case,
     Hparams,
     Subject,
-    adagrad_bound,
-    assert_bit_exact,
     assert_refuses,
-    check,
+    bit_exact_test,
+    check_case,
     deviation,
-    draw_case,
     refusal,
-    subject_params,
-    subject_sweep,
-    without_norm_clipping,
+    seeded_cases,
+    single_step,
+    trajectory_test,
 )
-from test_differential_tf import CASES, SEED, keras3_hparams  # noqa: E402
 
 from conformance.adapters import keras as keras_adapters  # noqa: E402
 from conformance.adapters.keras import KerasAdapter  # noqa: E402
@@ -73,42 +66,22 @@ class UserAdagrad(keras.optimizers.Optimizer):
 # Keras 3 on TF rounds these through float32 for float64 variables; pinned by the xfail tests below.
 ROUNDED_BY_TF_BACKEND = frozenset({"initial_accumulator_value", "weight_decay"})
 KERAS3 = "adagrad/keras3"
+CASES = 4  # per (subject, dtype); TF's per-step eager overhead, not the oracle, dominates the run time
 
-SUBJECTS_KERAS = (
-    Subject("keras.Adagrad", lambda: KerasAdapter(dialect=KERAS3), KERAS3, keras3_hparams, ROUNDED_BY_TF_BACKEND),
+# EPS-IN as separate ops (lr*g, A+eps, sqrt, /, -), and clipnorm's norm is a reduction in TF's own order: the error
+# model holds.
+SUBJECTS = (
+    Subject("keras.Adagrad", lambda: KerasAdapter(dialect=KERAS3), KERAS3, float32_drawn=ROUNDED_BY_TF_BACKEND),
     Subject(
         "keras.user-class",
         lambda: KerasAdapter(UserAdagrad, dialect=KERAS3),
         KERAS3,
-        keras3_hparams,
-        ROUNDED_BY_TF_BACKEND,
+        float32_drawn=ROUNDED_BY_TF_BACKEND,
     ),
 )
 
-K3_OP = "EPS-IN as separate ops (lr*g, A+eps, sqrt, /, -); clipnorm's norm (a reduction) adds a few ulp to g"
-
-# Measured and kept with a margin as test_differential_tf.py's BOUNDS are (read its comment): the worst
-# params ulp / k / slot ulp over this file's 4 cases | over the 160-case sweep. Worst k seen here: 0.91.
-BOUNDS = {
-    ("keras.Adagrad", "float32"): adagrad_bound(KERAS3, 5, 1.25, 8, K3_OP),  # 2/.35/3 | 4/.90/7
-    ("keras.Adagrad", "float64"): adagrad_bound(KERAS3, 5, 1.25, 6, K3_OP),  # 2/.57/3 | 4/.91/5
-    ("keras.user-class", "float32"): adagrad_bound(KERAS3, 5, 1.25, 8, K3_OP),  # 2/.35/3 | 4/.90/7
-    ("keras.user-class", "float64"): adagrad_bound(KERAS3, 5, 1.25, 6, K3_OP),  # 2/.57/3 | 4/.91/5
-}
-# For `python tests/support/differential.py tests/adapters/test_differential_keras.py`:
-sweep_cases = subject_sweep(SUBJECTS_KERAS, SEED, CASES)
-
-
-@pytest.mark.parametrize(("subject", "dtype", "case"), subject_params(SUBJECTS_KERAS, SEED, CASES))
-def test_trajectory(subject: Subject, dtype: str, case: Case) -> None:
-    check(subject.make(), [case], dtype, BOUNDS[subject.id, dtype], f"{subject.id} {dtype}")
-
-
-@pytest.mark.parametrize(
-    ("subject", "dtype", "case"), subject_params(SUBJECTS_KERAS, SEED, CASES, without_norm_clipping)
-)
-def test_bit_exact_with_numpy_evaluator(subject: Subject, dtype: str, case: Case) -> None:
-    assert_bit_exact(subject.make(), case, dtype)
+test_trajectory = trajectory_test(SUBJECTS, CASES)
+test_bit_exact_with_numpy_evaluator = bit_exact_test(SUBJECTS, CASES)
 
 
 class RenamedSlotAdagrad(UserAdagrad):
@@ -119,9 +92,8 @@ class RenamedSlotAdagrad(UserAdagrad):
 
 def test_user_class_with_its_own_slot_name() -> None:
     adapter = KerasAdapter(RenamedSlotAdagrad, dialect=KERAS3, slots={"accumulator": "sum_of_squares"})
-    subject = Subject("keras.renamed-slot", lambda: adapter, KERAS3, keras3_hparams, ROUNDED_BY_TF_BACKEND)
-    bound = BOUNDS["keras.user-class", "float32"]
-    check(subject.make(), [draw_case(subject, SEED, 0)], "float32", bound, f"{subject.id} float32")
+    subject = Subject("keras.renamed-slot", lambda: adapter, KERAS3, float32_drawn=ROUNDED_BY_TF_BACKEND)
+    check_case(adapter, seeded_cases(subject, 1)[0], "float32", subject.id)
 
 
 # One step with g = 0 isolates each hyperparameter; the minimal float64 repros of the TF backend's rounding.
@@ -149,8 +121,8 @@ ROUNDING_REPROS = [
 
 @pytest.mark.parametrize("hparams", ROUNDING_REPROS)
 def test_float64_hyperparameters_are_exact(hparams: Hparams) -> None:
-    case = Case("-".join(hparams), KERAS3, hparams, (np.array([1.0]),), ((np.array([0.0]),),))
-    check(KerasAdapter(dialect=KERAS3), [case], "float64", BOUNDS["keras.Adagrad", "float64"], case.name)
+    case = single_step(KERAS3, hparams, 1.0, 0.0)
+    check_case(KerasAdapter(dialect=KERAS3), case, "float64", case.name)
 
 
 def _refusal(hparams: Hparams, accepted_because: str | None = None) -> Any:

@@ -68,6 +68,15 @@ def assert_one_line(line):
     assert "\n" not in line and line.isprintable() and "Traceback" not in line, line
 
 
+def read_or_refuse_in_one_line(read, refusal, prefix=""):
+    """`read()` either returns or raises `refusal` as one line starting with `prefix` (the source's name)."""
+    try:
+        read()
+    except refusal as exc:
+        assert str(exc).startswith(prefix)
+        assert_one_line(str(exc))
+
+
 def expect_problems(root, *fragments):
     """problems(root) is exactly one line per expected problem: each tuple of fragments in exactly one line."""
     found = problems(root)
@@ -142,11 +151,7 @@ def test_nesting_beyond_the_limit_is_refused_in_one_line(opener):
 
 @given(st.binary(max_size=64))
 def test_arbitrary_bytes_parse_or_are_refused_in_one_line(data):
-    try:
-        parse_json(data, "FILE")
-    except InputError as exc:
-        assert str(exc).startswith("FILE: ")
-        assert_one_line(str(exc))
+    read_or_refuse_in_one_line(lambda: parse_json(data, "FILE"), InputError, "FILE: ")
 
 
 @given(JSON_VALUES, st.data())
@@ -154,10 +159,7 @@ def test_damaged_json_text_parses_or_is_refused_in_one_line(value, data):
     text = json.dumps(value).encode()
     cut = data.draw(st.integers(0, len(text)))
     damaged = text[:cut] + data.draw(st.sampled_from([b"", b"\xff", b"\xc3", b"[", b"}", b'"', b"\\", b"\x00"]))
-    try:
-        parse_json(damaged, "FILE")
-    except InputError as exc:
-        assert_one_line(str(exc))
+    read_or_refuse_in_one_line(lambda: parse_json(damaged, "FILE"), InputError)
 
 
 def test_not_utf8_and_huge_numbers_are_refused_in_one_line():
@@ -685,11 +687,7 @@ def test_a_well_formed_case_file_still_explains(tmp_path, capsys, saved_case):
 
 @given(JSON_VALUES)
 def test_any_json_document_is_a_case_or_one_line(value):
-    try:
-        case_from_json(value, "F")
-    except CorpusError as exc:
-        assert str(exc).startswith("F: ")
-        assert_one_line(str(exc))
+    read_or_refuse_in_one_line(lambda: case_from_json(value, "F"), CorpusError, "F: ")
 
 
 def test_a_key_given_twice_is_refused_wherever_json_is_read(corpus_copy, tmp_path, capsys):

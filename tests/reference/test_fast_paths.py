@@ -26,12 +26,15 @@ from reference import _fused
 from reference._arith import NumpyOps
 
 
+def _specials_setup(dtype: str, seed: int) -> tuple[reference.FloatFormat, NumpyOps, np.random.Generator, np.ndarray]:
+    """The format, its NumPy evaluator, a seeded generator and the format's special values, for a fast-path test."""
+    fmt = reference.format_of(dtype)
+    return fmt, NumpyOps(fmt), np.random.default_rng(seed), specials(fmt.np_dtype)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_where_is_bit_identical(dtype: str) -> None:
-    fmt = reference.format_of(dtype)
-    ops = NumpyOps(fmt)
-    rng = np.random.default_rng(1)
-    values = specials(fmt.np_dtype)
+    fmt, ops, rng, values = _specials_setup(dtype, seed=1)
     n = 2 * 32768 + 101
     a = rng.choice(values, n)
     b = rng.choice(values, n)
@@ -48,10 +51,7 @@ def test_where_is_bit_identical(dtype: str) -> None:
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_minimum_and_maximum_against_one_value_are_bit_identical(dtype: str) -> None:
-    fmt = reference.format_of(dtype)
-    ops = NumpyOps(fmt)
-    rng = np.random.default_rng(2)
-    values = specials(fmt.np_dtype)
+    fmt, ops, rng, values = _specials_setup(dtype, seed=2)
     x = rng.choice(values, 2 * 32768 + 101)
     with np.errstate(invalid="ignore"):
         for value in values:

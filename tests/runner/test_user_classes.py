@@ -61,6 +61,12 @@ def assert_fails_with_a_diagnosis(result: pytest.RunResult, diagnosis: str) -> N
         result.stdout.no_fnmatch_line(line)
 
 
+def assert_misplaced_eps_fails(pytester: pytest.Pytester, name: str, source: str, tc_id: str) -> None:
+    """A class with ε on the wrong side of the square root fails case `tc_id`'s float32 trajectory at once."""
+    result = one_liner(pytester, name, source, "-k", f"float32 and trajectory and {tc_id}")
+    assert_fails_with_a_diagnosis(result, "params[[]0[]] at step 1")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # torch: a dense-only Adagrad
 
@@ -113,8 +119,7 @@ def test_a_dense_only_torch_class_passes_and_skips_sparse_cases_saying_why(pytes
 def test_a_torch_class_with_eps_inside_the_sqrt_fails_the_trajectory(pytester: pytest.Pytester) -> None:
     pytest.importorskip("torch")
     source = TORCH_ADAGRAD.replace("DENOMINATOR", TORCH_EPS_INSIDE)
-    result = one_liner(pytester, "my_torch_defect", source, "-k", "float32 and trajectory and tc0044")
-    assert_fails_with_a_diagnosis(result, "params[[]0[]] at step 1")
+    assert_misplaced_eps_fails(pytester, "my_torch_defect", source, "tc0044")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -190,8 +195,7 @@ def test_a_keras_class_with_eps_outside_the_sqrt_fails_the_trajectory(
     pytester: pytest.Pytester, on_tensorflow: None
 ) -> None:
     source = keras_source(KERAS_EPS_OUTSIDE)
-    result = one_liner(pytester, "my_keras_defect", source, "-k", "float32 and trajectory and tc0045")
-    assert_fails_with_a_diagnosis(result, "params[[]0[]] at step 1")
+    assert_misplaced_eps_fails(pytester, "my_keras_defect", source, "tc0045")
 
 
 def test_keras_slots_elsewhere_are_named_with_one_keyword(pytester: pytest.Pytester, on_tensorflow: None) -> None:
@@ -318,8 +322,7 @@ def test_an_optax_transformation_with_eps_outside_fails_the_trajectory(
     pytester: pytest.Pytester, with_optax: None
 ) -> None:
     source = optax_source(OPTAX_EPS_OUTSIDE)
-    result = one_liner(pytester, "my_optax_defect", source, "-k", "float32 and trajectory and tc0035")
-    assert_fails_with_a_diagnosis(result, "params[[]0[]] at step 1")
+    assert_misplaced_eps_fails(pytester, "my_optax_defect", source, "tc0035")
 
 
 def test_an_unmapped_optax_field_is_named_by_the_checks(pytester: pytest.Pytester, with_optax: None) -> None:
