@@ -144,7 +144,7 @@ def validate(hp: AdagradHparams, knobs: AdagradKnobs) -> AdagradHparams:
         hp = replace(hp, eps=knobs.eps_if_falsy)
     check_range("eps", hp.eps, "eps >= 0", hp.eps is not None and hp.eps >= 0)
     if knobs.eps_positive:
-        check_range("eps", hp.eps, "eps > 0", hp.eps > 0)
+        check_range("eps", hp.eps, "eps > 0", hp.eps is not None and hp.eps > 0)
     if knobs.initial_accumulator_positive:
         check_range("initial_accumulator", hp.initial_accumulator, "> 0", hp.initial_accumulator > 0)
     check_range("initial_accumulator", hp.initial_accumulator, ">= 0", hp.initial_accumulator >= 0)
