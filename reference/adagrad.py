@@ -239,8 +239,9 @@ def _scaled_step(ops: Ops, placement: EpsPlacement, lr: Any | None, g: Any, a: A
         # Note: optax multiplies by rsqrt(A + eps) only where A > 0, so A == 0 moves nothing, even for eps = 0.
         return ops.where(a > 0, numerator / ops.sqrt(a + eps), g * 0)
     if placement is EpsPlacement.NONE_MASKED:
-        # Note: jax.example_libraries multiplies by where(A > 0, 1/sqrt(A), 0), so A == 0 moves nothing.
-        return ops.where(a > 0, numerator / ops.sqrt(a), g * 0)
+        # Note: jax.example_libraries multiplies by where(A > 0, 1/sqrt(A), 0), so A == 0 moves nothing. The
+        # reciprocal is written out because it is rounded on its own: the error scale then counts that rounding.
+        return ops.where(a > 0, numerator * (1 / ops.sqrt(a)), g * 0)
     return numerator / ops.sqrt(a)
 
 
