@@ -10,8 +10,9 @@ since `Optimizer.init` turns a dict state into a list of its keys when the param
 - `set_state` writes the parameters, every parameter's `v` and `step` into the state dict in place.
 - `save` is `mx.savez` of `tree_flatten(optimizer.state)` (MLX's own npz writer); `load` builds a fresh optimizer
   with the case's hyperparameters and sets `optimizer.state` to `tree_unflatten` of `mx.load`. The examples of
-  the MLX project save this tree with `mx.save_safetensors`, which refuses float64 ("received invalid dtype"),
-  so the npz format is the one that holds all four formats.
+  the MLX project save this tree with `mx.save_safetensors`, which refuses float64 (mlx/io/safetensors.cpp
+  dtype_to_safetensor_str has no F64: "received invalid dtype"), so the npz format, which holds all four formats
+  and the uint64 counter, is the one used.
 - MLX has no configuration object (no get_config), no sparse gradients and no loss.
 - bfloat16 travels to and from NumPy through float32, exactly (MLX takes no ml_dtypes bfloat16 array).
 """
