@@ -280,7 +280,10 @@ DIALECTS: Mapping[str, Dialect] = _table(
         names={"learning_rate": "lr", "eps": "eps"},
         slots={"accumulator": "v"},
         counter="step",
-        sources=("mlx 0.32.4 python/mlx/optimizers/optimizers.py Adagrad, Optimizer",),
+        sources=(
+            "mlx 0.32.4 python/mlx/optimizers/optimizers.py Adagrad, Optimizer",
+            "mlx 0.32.4 python/src/utils.cpp to_array, to_arrays (a Python scalar takes the array's dtype)",
+        ),
     ),
     Dialect(
         id="adagrad/jax-example",

@@ -227,7 +227,7 @@ _DENOMINATOR = {
     EpsPlacement.INSIDE: "√(A + ε)",
     EpsPlacement.INSIDE_MASKED: "√(A + ε), and the step is 0 where A = 0",
     EpsPlacement.NONE: "√A",
-    EpsPlacement.NONE_MASKED: "√A, and the step is 0 where A = 0",
+    EpsPlacement.NONE_MASKED: "√A, and 0 where A = 0",
 }
 _CLIP = {
     ClipKind.VALUE: "g ← min(max(g, −v), v)  (clipvalue v)",
