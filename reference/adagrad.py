@@ -8,7 +8,11 @@ For each element, with t the number of completed updates (0 on the first step):
     eta_t = eta / (1 + kappa * t)              inverse-time decay (Keras `decay`, torch `lr_decay`)
     A  <- A + g^2                              unless update_slots is False
     theta <- theta - theta * lambda * eta_t    decoupled weight decay
-    theta <- theta - eta_t * g / D(A)          D(A) = sqrt(A) + eps | sqrt(A + eps) | sqrt(A)
+    theta <- theta - eta_t * g / D(A)          D(A) = sqrt(A) + eps | sqrt(A + eps) | sqrt(A), without momentum
+    m  <- (1 - beta) * g / D(A) + beta * m     with momentum on the preconditioned gradient
+    theta <- theta - eta_t * m
+
+The masked placements make g / D(A) 0 where A == 0.
 
 Every assignment stores into a variable of the parameter's format; right-hand sides are exact (see _arith).
 
@@ -35,6 +39,7 @@ __all__ = [
     "ClipPolicy",
     "EpsPlacement",
     "LrDecay",
+    "Momentum",
     "WeightDecay",
     "init",
     "step",
@@ -48,6 +53,7 @@ class EpsPlacement(Enum):
     INSIDE = "inside"  # sqrt(A + eps): keras3, tf-keras-new
     INSIDE_MASKED = "inside-masked"  # sqrt(A + eps), but the update is 0 where A == 0: optax
     NONE = "none"  # sqrt(A): tf1 (ApplyAdagrad)
+    NONE_MASKED = "none-masked"  # sqrt(A), but the update is 0 where A == 0: jax.example_libraries
 
 
 class LrDecay(Enum):
@@ -63,6 +69,15 @@ class WeightDecay(Enum):
     NONE = "none"
     COUPLED = "coupled"  # added to g before the accumulator sees it: torch
     DECOUPLED = "decoupled"  # theta shrinks by theta * lambda * eta before the update: keras3, tf-keras-new
+
+
+class Momentum(Enum):
+    """A moving average of the step, kept as one more slot."""
+
+    NONE = "none"
+    # m <- (1 - beta) * g / D(A) + beta * m, and theta moves by eta_t * m: the average is taken of the
+    # preconditioned gradient, so the step size multiplies it afterwards (jax.example_libraries.optimizers.adagrad).
+    PRECONDITIONED = "preconditioned"
 
 
 class ClipKind(Enum):
@@ -82,6 +97,7 @@ class ClipPolicy(Enum):
 class AdagradKnobs:
     eps_placement: EpsPlacement = EpsPlacement.OUTSIDE
     lr_decay: LrDecay = LrDecay.NONE
+    momentum: Momentum = Momentum.NONE
     weight_decay: WeightDecay = WeightDecay.NONE
     clip_order: tuple[ClipKind, ...] = ()
     clip_policy: ClipPolicy = ClipPolicy.ALL_IN_ORDER
@@ -92,6 +108,8 @@ class AdagradKnobs:
     eps_if_falsy: float | None = None
     # ApplyAdagrad / TF1 AdagradOptimizer reject a zero initial accumulator (it would divide 0 by 0).
     initial_accumulator_positive: bool = False
+    # MLX refuses eps = 0 (every other dialect with an epsilon takes it, and divides 0 by 0 where A = 0).
+    eps_positive: bool = False
     # How row-sparse gradients with repeated indices apply; None: the framework takes no sparse gradients.
     sparse: SparseRule | None = None
 
@@ -110,11 +128,13 @@ class AdagradHparams:
     global_clipnorm: float | None = None
     maximize: bool = False
     update_slots: bool = True
+    momentum: float = 0.0  # beta; read only by the momentum knob
 
 
 class AdagradState(NamedTuple):
     count: int  # type: ignore[assignment]  # the step counter; it shadows tuple.count, which nothing calls
     accumulator: tuple[Any, ...]
+    momentum: tuple[Any, ...]  # m, a slot only of dialects with momentum; zeros that never change elsewhere
 
 
 def validate(hp: AdagradHparams, knobs: AdagradKnobs) -> AdagradHparams:
@@ -123,10 +143,13 @@ def validate(hp: AdagradHparams, knobs: AdagradKnobs) -> AdagradHparams:
     if knobs.eps_if_falsy is not None and not hp.eps:
         hp = replace(hp, eps=knobs.eps_if_falsy)
     check_range("eps", hp.eps, "eps >= 0", hp.eps is not None and hp.eps >= 0)
+    if knobs.eps_positive:
+        check_range("eps", hp.eps, "eps > 0", hp.eps is not None and hp.eps > 0)
     if knobs.initial_accumulator_positive:
         check_range("initial_accumulator", hp.initial_accumulator, "> 0", hp.initial_accumulator > 0)
     check_range("initial_accumulator", hp.initial_accumulator, ">= 0", hp.initial_accumulator >= 0)
     check_range("decay", hp.decay, "decay >= 0", hp.decay >= 0)
+    check_range("momentum", hp.momentum, "0 <= momentum < 1", 0 <= hp.momentum < 1)
     if hp.weight_decay is not None:
         check_range("weight_decay", hp.weight_decay, "weight_decay >= 0", hp.weight_decay >= 0)
     active = _set_clips(hp, knobs)
@@ -154,7 +177,8 @@ def _applied_clips(hp: AdagradHparams, knobs: AdagradKnobs) -> tuple[ClipKind, .
 
 def init(ops: Ops, hp: AdagradHparams, knobs: AdagradKnobs, params: list[Any]) -> AdagradState:
     a0 = knobs.rounding.value(ops, "initial_accumulator", hp.initial_accumulator)
-    return AdagradState(0, tuple(ops.store(ops.full_like(p, a0)) for p in params))
+    accumulators = tuple(ops.store(ops.full_like(p, a0)) for p in params)
+    return AdagradState(0, accumulators, tuple(ops.full_like(p, 0.0) for p in params))
 
 
 def step(
@@ -184,25 +208,41 @@ def step(
     if hp.eps is None:  # `validate` gives every dialect an epsilon; the unvalidated None has no value to round
         raise TypeError("eps is None: Adagrad steps only with validated hyperparameters")
     eps = hparam("eps", hp.eps)
-    new_params = []
-    for p, g, a in zip(params, grads, accumulators, strict=True):
+    with_momentum = knobs.momentum is Momentum.PRECONDITIONED
+    if with_momentum:
+        beta = hparam("momentum", hp.momentum)
+        # Note: the framework evaluates 1 - beta in Python (binary64) and rounds that, not 1 - round(beta).
+        complement = hparam("momentum", 1.0 - hp.momentum)
+    new_params, momenta = [], []
+    for p, g, a, m in zip(params, grads, accumulators, state.momentum, strict=True):
         # Note: Keras applies decoupled decay whenever weight_decay is given, so an explicit 0 still computes
         # θ - θ·0·η, which turns -0 into +0.
         if knobs.weight_decay is WeightDecay.DECOUPLED and hp.weight_decay is not None:
             p = ops.store(p - p * wd * lr)
-        new_params.append(ops.store(p - _scaled_step(ops, knobs.eps_placement, lr, g, a, eps)))
-    return new_params, AdagradState(state.count + 1, accumulators)
+        if with_momentum:
+            m = ops.store(complement * _scaled_step(ops, knobs.eps_placement, None, g, a, eps) + beta * m)
+            new_params.append(ops.store(p - lr * m))
+        else:
+            new_params.append(ops.store(p - _scaled_step(ops, knobs.eps_placement, lr, g, a, eps)))
+        momenta.append(m)
+    return new_params, AdagradState(state.count + 1, accumulators, tuple(momenta))
 
 
-def _scaled_step(ops: Ops, placement: EpsPlacement, lr: Any, g: Any, a: Any, eps: Any) -> Any:
+def _scaled_step(ops: Ops, placement: EpsPlacement, lr: Any | None, g: Any, a: Any, eps: Any) -> Any:
+    """lr * g / D(A), or the preconditioned gradient g / D(A) alone where `lr` is None (momentum scales later)."""
+    numerator = g if lr is None else lr * g
     if placement is EpsPlacement.OUTSIDE:
-        return lr * g / (ops.sqrt(a) + eps)
+        return numerator / (ops.sqrt(a) + eps)
     if placement is EpsPlacement.INSIDE:
-        return lr * g / ops.sqrt(a + eps)
+        return numerator / ops.sqrt(a + eps)
     if placement is EpsPlacement.INSIDE_MASKED:
         # Note: optax multiplies by rsqrt(A + eps) only where A > 0, so A == 0 moves nothing, even for eps = 0.
-        return ops.where(a > 0, lr * g / ops.sqrt(a + eps), g * 0)
-    return lr * g / ops.sqrt(a)
+        return ops.where(a > 0, numerator / ops.sqrt(a + eps), g * 0)
+    if placement is EpsPlacement.NONE_MASKED:
+        # Note: jax.example_libraries multiplies by where(A > 0, 1/sqrt(A), 0), so A == 0 moves nothing. The
+        # reciprocal is written out because it is rounded on its own: the error scale then counts that rounding.
+        return ops.where(a > 0, numerator * (1 / ops.sqrt(a)), g * 0)
+    return numerator / ops.sqrt(a)
 
 
 def _clip(ops: Ops, hp: AdagradHparams, knobs: AdagradKnobs, grads: list[Any]) -> list[Any]:

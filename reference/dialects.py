@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ._hparams import HparamRounding, check_type
-from .adagrad import AdagradKnobs, ClipKind, EpsPlacement, LrDecay, WeightDecay
+from .adagrad import AdagradKnobs, ClipKind, EpsPlacement, LrDecay, Momentum, WeightDecay
 from .families import FAMILIES
 from .family import Family
 from .rprop import STEP_BOUNDS, Backtrack, NanPolicy, RpropKnobs, SignTest, Switch
@@ -282,6 +282,38 @@ DIALECTS: Mapping[str, Dialect] = _table(
         slots={"accumulator": "accum"},
         counter=None,
         sources=("tensorflow 2.21 core/kernels/training_ops.cc ApplyAdagradV2Op",),
+    ),
+    Dialect(
+        id="adagrad/mlx",
+        knobs=AdagradKnobs(
+            eps_placement=EpsPlacement.OUTSIDE,
+            # The learning rate is an mx.array (float32) cast to the parameter's dtype; eps, a Python scalar, is
+            # weakly typed and so takes the parameter's dtype.
+            rounding=HparamRounding(to_float32=frozenset({"lr"}), to_param_format=frozenset({"lr", "eps"})),
+            eps_positive=True,
+        ),
+        defaults={"eps": 1e-8, "initial_accumulator": 0.0},
+        names={"learning_rate": "lr", "eps": "eps"},
+        slots={"accumulator": "v"},
+        counter="step",
+        sources=(
+            "mlx 0.32.4 python/mlx/optimizers/optimizers.py Adagrad, Optimizer",
+            "mlx 0.32.4 python/src/utils.cpp to_array, to_arrays (a Python scalar takes the array's dtype)",
+        ),
+    ),
+    Dialect(
+        id="adagrad/jax-example",
+        knobs=AdagradKnobs(
+            eps_placement=EpsPlacement.NONE_MASKED,
+            momentum=Momentum.PRECONDITIONED,
+            # step_size and momentum are Python floats, weakly typed: each product takes the parameter's dtype.
+            rounding=HparamRounding(to_param_format=frozenset({"lr", "momentum"})),
+        ),
+        defaults={"momentum": 0.9, "initial_accumulator": 0.0},
+        names={"step_size": "lr", "momentum": "momentum"},
+        slots={"accumulator": "g_sq", "momentum": "m"},
+        counter=None,  # the caller passes the step index i; the state keeps none
+        sources=("jax 0.10.2 jax/example_libraries/optimizers.py adagrad",),
     ),
     *(
         Dialect(

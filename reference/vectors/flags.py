@@ -58,6 +58,7 @@ FLAGS: dict[str, Note] = {
     "WEIGHT_DECAY": Note("Weight decay, coupled or decoupled as the dialect says."),
     "CLIPPING": Note("Gradient clipping by value, per-tensor norm or global norm, in the dialect's order."),
     "MAXIMIZE": Note("maximize=True: the gradient is negated first."),
+    "MOMENTUM": Note("Momentum on the preconditioned gradient: the parameters keep moving on zero gradients."),
     "UPDATE_SLOTS_FALSE": Note("update_slots=False: the accumulator is used but never updated."),
     "NAN_GRADIENT": Note("A NaN gradient element, under the dialect's NaN policy."),
     "INF_GRADIENT": Note("An infinite gradient element."),

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-FRAMEWORKS = ("torch", "tensorflow", "tf_keras", "keras", "jax", "optax")
+FRAMEWORKS = ("torch", "tensorflow", "tf_keras", "keras", "jax", "optax", "mlx")
 
 
 def imported_modules(path):

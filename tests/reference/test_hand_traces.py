@@ -206,3 +206,33 @@ def test_decay_reads_the_counter_it_starts_from():
     )
     assert steps[0].params[0][0] == pytest.approx(1 - 0.1 / 10001, rel=1e-15)
     assert steps[0].count == 10**6 + 1
+
+
+def test_adagrad_momentum_on_the_preconditioned_gradient():
+    # jax-example, step size 0.5, beta 0.5 (1 - beta = 0.5 exactly), A0 0, g = 3, 4, 0:
+    # t1: A = 9, u = 3/3 = 1, m = 0.5*1 = 0.5, theta = 1 - 0.5*0.5 = 0.75
+    # t2: A = 25, u = 4/5 = 0.8, m = 0.5*0.8 + 0.5*0.5 = 0.65, theta = 0.75 - 0.325 = 0.425
+    # t3: A = 25, u = 0, m = 0.325, theta = 0.425 - 0.1625 = 0.2625 (a zero gradient still moves theta)
+    thetas, steps = adagrad("adagrad/jax-example", {"step_size": 0.5, "momentum": 0.5}, [1.0], [[3.0], [4.0], [0.0]])
+    assert thetas == [[0.75], [pytest.approx(0.425, rel=1e-15)], [pytest.approx(0.2625, rel=1e-15)]]
+    assert [float(s.state["m"][0][0]) for s in steps] == [0.5, pytest.approx(0.65, rel=1e-15), 0.325]
+    assert [float(s.state["g_sq"][0][0]) for s in steps] == [9.0, 25.0, 25.0]
+    # A = 0 is masked, not 0/0: nothing moves and m stays 0.
+    thetas, steps = adagrad("adagrad/jax-example", {"step_size": 0.5}, [1.0], [[0.0]])
+    assert thetas == [[1.0]] and float(steps[0].state["m"][0][0]) == 0.0
+
+
+def test_mlx_rounds_the_learning_rate_to_float32_and_refuses_zero_eps():
+    # lr 0.1 becomes f32(0.1) = 0.100000001490116119384765625 even for float64; A0 0, eps 1e-8 exact in float64:
+    # theta = 1 - f32(0.1) * 3 / (3 + 1e-8).
+    thetas, _ = adagrad("adagrad/mlx", {"learning_rate": 0.1}, [1.0], [[3.0]])
+    assert thetas[0][0] == pytest.approx(1 - 0.100000001490116119384765625 * 3 / (3 + 1e-8), rel=1e-15)
+    with pytest.raises(ValueError, match="eps > 0"):
+        adagrad("adagrad/mlx", {"learning_rate": 0.1, "eps": 0.0}, [1.0], [[3.0]])
+
+
+def test_momentum_complement_is_rounded_from_binary64():
+    # float32, beta 0.9: Python computes 1 - 0.9 = 0.09999999999999998 in binary64, which rounds to f32(0.1); the
+    # difference of the rounded beta, 1 - f32(0.9) = 0.10000002384185791, would be another float32 number.
+    steps = run("adagrad/jax-example", {"step_size": 1.0, "momentum": 0.9}, "float32", [[1.0]], [[[1.0]]])
+    assert steps[0].state["m"][0][0] == np.float32(0.1) != np.float32(1 - float(np.float32(0.9)))
