@@ -150,6 +150,7 @@ def test_subjects() -> None:
     assert [(a.name, a.capabilities.dialects) for a in adapters] == [
         ("tf_keras.optimizers.legacy.Adagrad", (LEGACY,)),
         ("tf_keras.optimizers.Adagrad", (NEW,)),
+        ("tf_keras.optimizers.legacy.Adagrad[as keras2]", ("adagrad/keras2",)),
         ("tf.raw_ops.ResourceApplyAdagradV2", (RAW_V2,)),
         ("tf.raw_ops.ResourceApplyAdagrad", (RAW_V1,)),
     ]
