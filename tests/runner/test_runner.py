@@ -178,7 +178,7 @@ def test_header_names_the_implementation_corpus_and_environment(pytester, monkey
     result = run(pytester, "--impl=reference", "--collect-only")
     result.stdout.fnmatch_lines(
         [
-            "optconf: --impl=reference, level 1, corpus 1.0.1 sha256:* (965 cases of the claimed dialects)",
+            "optconf: --impl=reference, level 1, corpus 1.1.0 sha256:* (1009 cases of the claimed dialects)",
             "  reference: adagrad/keras2, *",
             "  environment: OPTCONF_LEVEL=1",
         ]
