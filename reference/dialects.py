@@ -229,7 +229,7 @@ DIALECTS: Mapping[str, Dialect] = _table(
         knobs=AdagradKnobs(
             eps_placement=EpsPlacement.OUTSIDE,
             lr_decay=LrDecay.INVERSE_TIME,
-            weight_decay=WeightDecay.COUPLED,
+            weight_decay=WeightDecay.COUPLED_ALWAYS,
             rounding=HparamRounding(
                 to_float32=frozenset({"eps", "decay", "weight_decay"}), to_param_format=frozenset({"lr"})
             ),

@@ -250,6 +250,8 @@ def _describe(d: Dialect) -> list[str]:
         lines.append(f"{_CLIP[kind]}  [{note}]")
     if k.weight_decay is WeightDecay.COUPLED:
         lines.append("g ← g + λ·θ")
+    if k.weight_decay is WeightDecay.COUPLED_ALWAYS:
+        lines.append("g ← g + λ·θ  (at every step, even λ = 0: 0·θ is NaN where θ is NaN or ±∞)")
     lines.append("η_t = η / (1 + κ·t)" if k.lr_decay is LrDecay.INVERSE_TIME else "η_t = η")
     slots_note = "  (skipped when update_slots is false)" if "update_slots" in d.names.values() else ""
     lines.append(f"A ← A + g·g{slots_note}")
