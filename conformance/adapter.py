@@ -48,7 +48,8 @@ __all__ = [
 class Capabilities:
     """What an adapter claims.
 
-    - `set_state`: `LiveOptimizer.set_state` (teacher forcing, and cases whose counter starts late).
+    - `set_state`: `LiveOptimizer.set_state` (teacher forcing, and cases whose state is an input: a counter that
+      starts late, or slots given per element).
     - `config`: `LiveOptimizer.config` and `Adapter.from_config`.
     - `serialize`: `LiveOptimizer.save` and `Adapter.load`, through the framework's native format.
     - `sparse`: `step` accepts `reference.sparse.SparseGrad` entries.

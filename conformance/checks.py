@@ -24,7 +24,18 @@ from .adapters.reference import ReferenceLive
 from .comparison import BRANCH_NAMES, bit_identical, compare, first_bits, quantities
 from .context import CheckFailure, CheckSkip, Context, Outcome
 from .corpus import Case
-from .driving import create, free_run, fresh, full, grads_supported, loss_at, needs, shared_free_run, unlocked
+from .driving import (
+    create,
+    free_run,
+    fresh,
+    full,
+    grads_supported,
+    loss_at,
+    needs,
+    shared_free_run,
+    start,
+    unlocked,
+)
 
 __all__ = [
     "BRANCH_NAMES",
@@ -97,10 +108,9 @@ def check_config_round_trip(ctx: Context, outcome: Outcome, cache: dict[str, Any
     case = ctx.case
     original = unlocked(ctx, "config", create(ctx))
     config = original.config()
-    rebuilt = unlocked(ctx, "config", adapter.from_config(case.dialect, handed(config), handed(case.initial_params)))
-    count, slots = case.initial_state
-    if count:  # `create` has required set_state for this counter
-        unlocked(ctx, "set_state", rebuilt).set_state(handed(case.initial_params), handed(slots), count)
+    rebuilt = unlocked(
+        ctx, "config", start(ctx, adapter.from_config(case.dialect, handed(config), handed(case.initial_params)))
+    )
     again = rebuilt.config()
     if again != config:
         changed = sorted(k for k in set(config) | set(again) if config.get(k) != again.get(k))

@@ -67,9 +67,25 @@ def trace(args: argparse.Namespace) -> int:
     losses = None
     if args.losses is not None:
         losses = [float(x) for x in _numbers("losses", _json_arg("losses", args.losses)).ravel()]
+    state = _json_arg("state", args.state) if args.state is not None else {}
+    if not isinstance(state, dict):
+        raise UsageError("--state must be a JSON object of the dialect's slot names, each one tensor")
+    given = {str(name): [_numbers("state", value)] for name, value in state.items()}
+    if args.count < 0:
+        raise UsageError(f"--count must be >= 0, not {args.count}")
     # The same decoding as a stored case's hyperparameters; `Dialect.hparams` then type-checks every value.
     hparams = decode_hparams(hparams)
-    steps = run(dialect, hparams, args.dtype, [params], grad_steps, losses, evaluator=args.evaluator)
+    steps = run(
+        dialect,
+        hparams,
+        args.dtype,
+        [params],
+        grad_steps,
+        losses,
+        evaluator=args.evaluator,
+        initial_count=args.count,
+        initial_state=given,
+    )
     out = {"dialect": dialect.id, "dtype": args.dtype, "steps": []}
     for s in steps:
         state = {name: _as_text(arrays[0]) for name, arrays in s.state.items()}
@@ -236,6 +252,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--params", required=True, help="JSON: the initial parameter tensor")
     p.add_argument("--grads", required=True, help="JSON list: one gradient tensor per step")
     p.add_argument("--losses", help="JSON list: one loss per step (iRprop+)")
+    p.add_argument(
+        "--state",
+        help="JSON object: initial slots given as inputs, by the dialect's slot names, each a tensor like --params "
+        "(the loss slot a number); a slot not given starts as the hyperparameters build it",
+    )
+    p.add_argument("--count", type=int, default=0, help="the counter before the first step (default 0)")
     p.add_argument("--evaluator", choices=("oracle", "numpy"), default="oracle", help="default: the mpmath oracle")
     p = _command(
         commands,

@@ -129,6 +129,12 @@ class Case:
         state = self.record["initialState"]
         return state["count"], {name: [self._tensor(t) for t in ts] for name, ts in state["slots"].items()}
 
+    @property
+    def state_given(self) -> bool:
+        """The initial state is an input: a counter that starts late, or slots given rather than built (1.1.0)."""
+        state = self.record["initialState"]
+        return bool(state["count"]) or state.get("given", False)
+
     @cached_property
     def grads(self) -> list[list[Any]]:
         fmt = format_of(self.dtype)

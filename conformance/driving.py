@@ -11,7 +11,18 @@ import numpy as np
 from .adapter import FullAdapter, LiveOptimizer, StatefulOptimizer, StepResult, claim_hint, handed, step_through
 from .context import CheckSkip, Context
 
-__all__ = ["create", "free_run", "fresh", "full", "grads_supported", "loss_at", "needs", "shared_free_run", "unlocked"]
+__all__ = [
+    "create",
+    "free_run",
+    "fresh",
+    "full",
+    "grads_supported",
+    "loss_at",
+    "needs",
+    "shared_free_run",
+    "start",
+    "unlocked",
+]
 
 
 def needs(ctx: Context, capability: str, why: str) -> FullAdapter:
@@ -54,12 +65,21 @@ def fresh(ctx: Context) -> LiveOptimizer:
 
 
 def create(ctx: Context) -> LiveOptimizer:
-    """A fresh optimizer in the case's initial state (set explicitly when the counter starts late)."""
-    optimizer = fresh(ctx)
-    count, slots = ctx.case.initial_state
-    if count:
-        needs(ctx, "set_state", f"starting the counter at {count} needs")
-        unlocked(ctx, "set_state", optimizer).set_state(handed(ctx.case.initial_params), handed(slots), count)
+    """A fresh optimizer in the case's initial state (set explicitly where the case gives it as an input)."""
+    return start(ctx, fresh(ctx))
+
+
+def start(ctx: Context, optimizer: LiveOptimizer) -> LiveOptimizer:
+    """`optimizer`, just built, set to the case's initial state where the case gives it: a counter that starts
+    late or slots given per element. Without `set_state` such a case is skipped with the reason, never run from
+    the state the hyperparameters would build."""
+    case = ctx.case
+    if case.state_given:
+        count, slots = case.initial_state
+        given = "the initial state given per element" if case.record["initialState"].get("given") else ""
+        late = f"starting the counter at {count}" if count else ""
+        needs(ctx, "set_state", f"{' and '.join(w for w in (given, late) if w)} needs")
+        unlocked(ctx, "set_state", optimizer).set_state(handed(case.initial_params), handed(slots), count)
     return optimizer
 
 

@@ -17,7 +17,10 @@ What an adapter receives (`Adapter.create`, `LiveOptimizer.step`, `LiveOptimizer
 - **State** for `set_state`: the dialect's slot name -> one array per parameter tensor, and the counter (or
   None to leave it). `set_state` is called on an instance that may already have stepped (teacher forcing writes
   the state before every step), so it must overwrite in place what the framework's step reads: for a compiled
-  graph, assign into the variables it captured rather than replacing them.
+  graph, assign into the variables it captured rather than replacing them. A case whose state is an input (a
+  counter that starts late, or slots given per element) is started through `set_state` too, and skipped with
+  the reason where the adapter does not claim it; a framework that can take only part of such a state (a
+  scalar initial accumulator, not one per element) raises `Unsupported` rather than setting what it can.
 
 What it hands back: NumPy arrays in the parameters' own format. `to_numpy` converts without ever casting
 silently: a framework that changed the format hands back its own dtype, and the check that reads it names both

@@ -67,7 +67,10 @@ class LrDecay(Enum):
 
 class WeightDecay(Enum):
     NONE = "none"
-    COUPLED = "coupled"  # added to g before the accumulator sees it: torch
+    COUPLED = "coupled"  # added to g before the accumulator sees it, where lambda != 0: torch
+    # Added to g at every step, even lambda = 0, so 0*theta makes g NaN where theta is NaN or +-inf: ONNX's Adagrad
+    # operator computes G + norm_coefficient * X unconditionally.
+    COUPLED_ALWAYS = "coupled-always"
     DECOUPLED = "decoupled"  # theta shrinks by theta * lambda * eta before the update: keras3, tf-keras-new
 
 
@@ -199,7 +202,8 @@ def step(
         grads = [-g for g in grads]
     grads = _clip(ops, hp, knobs, grads)
     wd = hparam("weight_decay", hp.weight_decay or 0.0)
-    if knobs.weight_decay is WeightDecay.COUPLED and hp.weight_decay:
+    coupled = knobs.weight_decay is WeightDecay.COUPLED and hp.weight_decay
+    if coupled or knobs.weight_decay is WeightDecay.COUPLED_ALWAYS:
         grads = [g + wd * p for g, p in zip(grads, params, strict=True)]
     if hp.update_slots:
         accumulators = tuple(ops.store(a + g * g) for a, g in zip(state.accumulator, grads, strict=True))

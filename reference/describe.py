@@ -70,6 +70,11 @@ def dialect_markdown(d: Dialect) -> str:
             if d.alias_winners
             else []
         ),
+        *(
+            [f"- **Cases with the initial state as an input** (`INITIAL_STATE`): {', '.join(d.given_state)}"]
+            if d.given_state
+            else []
+        ),
         f"- **Source:** {'; '.join(d.sources)}",
         "",
     ]

@@ -48,6 +48,9 @@ class Dialect:
     # legacy optimizers read `kwargs.get("lr", learning_rate)`). Aliases given together and named here by neither are
     # refused: the dialect does not know which one its framework takes.
     alias_winners: frozenset[str] = frozenset()
+    # The formats whose corpus holds the family's cases with the initial state as an input (`given_state_cases`);
+    # a dialect whose framework takes its state as an input has them in every format.
+    given_state: tuple[str, ...] = ()
 
     @property
     def family(self) -> Family:
@@ -230,7 +233,33 @@ DIALECTS: Mapping[str, Dialect] = _table(
         },
         slots={"accumulator": "sum"},
         counter="step",
+        given_state=("float32", "float64"),
         sources=("torch 2.13 torch/optim/adagrad.py",),
+    ),
+    Dialect(
+        id="adagrad/onnx",
+        # ai.onnx.preview.training Adagrad (opset 1): torch's formula, but a stateless operator. R (the learning
+        # rate), T (the counter), X, G and H are inputs, X_new and H_new outputs; the caller keeps H and T. Its
+        # attributes are FLOAT, so epsilon, decay_factor and norm_coefficient are float32 numbers; R is a tensor,
+        # taken in the parameters' format. The initial H is an input too: no hyperparameter builds it.
+        knobs=AdagradKnobs(
+            eps_placement=EpsPlacement.OUTSIDE,
+            lr_decay=LrDecay.INVERSE_TIME,
+            weight_decay=WeightDecay.COUPLED_ALWAYS,
+            rounding=HparamRounding(
+                to_float32=frozenset({"eps", "decay", "weight_decay"}), to_param_format=frozenset({"lr"})
+            ),
+        ),
+        defaults={"eps": 1e-6, "initial_accumulator": 0.0, "decay": 0.0, "weight_decay": 0.0},
+        names={"R": "lr", "epsilon": "eps", "decay_factor": "decay", "norm_coefficient": "weight_decay"},
+        slots={"accumulator": "H"},
+        counter="T",
+        dtypes=("float32", "float64"),  # X, G and H are tensor(float) or tensor(double)
+        given_state=("float32", "float64"),
+        sources=(
+            "onnx 1.23.2 onnx/defs/training/defs.cc Adagrad (ai.onnx.preview.training, opset 1)",
+            "onnx 1.23.2 onnx/reference/ops/aionnx_preview_training/op_adagrad.py",
+        ),
     ),
     Dialect(
         id="adagrad/optax",

@@ -57,6 +57,9 @@ class Family:
     edge_cases: Callable[[Dialect, FloatFormat], Iterator[CaseSpec]]
     # canonical settings that reach the clamps and clips (kept only where a dialect exposes them)
     stress_hparams: Mapping[str, Any]
+    # (dialect, format) -> the cases whose initial state is an input (CaseSpec.initial_state): numbered after every
+    # other case of the file, so that adding them (vector set 1.1.0) kept each earlier tcId
+    given_state_cases: Callable[[Dialect, FloatFormat], Iterator[CaseSpec]]
     describe: Callable[[Dialect], list[str]]  # the dialect's formula, one line per assignment
     # The step takes data-dependent branches: the oracle records them per element, and a random case that lands
     # within a guard band of a branch edge is drawn again.

@@ -65,14 +65,18 @@ def run(
     evaluator: Evaluator = "oracle",
     dps: int = ORACLE_DPS,
     initial_count: int = 0,
+    initial_state: Mapping[str, Sequence[Any]] | None = None,
     ops: Any = None,
     include_initial: bool = False,
 ) -> list[Step]:
     """Step `dialect` once per entry of `grads` (one array, or a `SparseGrad`, per parameter tensor).
 
     Inputs are rounded to `dtype` first. The oracle runs at `dps` significant digits. `initial_count` starts
-    the step counter later (a trajectory resumed at step t). `ops` lets a caller keep the oracle's
-    `OracleOps` to read what it recorded (near ties). `include_initial` prepends the state before step 1.
+    the step counter later (a trajectory resumed at step t). `initial_state` gives slots as inputs, by the
+    dialect's slot names (one array per parameter tensor; the loss slot one scalar), for an implementation whose
+    state is an input rather than built from the hyperparameters; a slot not given starts as the family builds
+    it. `ops` lets a caller keep the oracle's `OracleOps` to read what it recorded (near ties).
+    `include_initial` prepends the state before step 1.
     """
     dialect = get(dialect) if isinstance(dialect, str) else dialect
     fmt = format_of(dtype)
@@ -86,6 +90,7 @@ def run(
     if initial_count < 0:
         raise ValueError(f"invalid initial_count={initial_count}: must be >= 0")
     p0 = [to_format(p, fmt) for p in params]
+    given = _given_state(dialect, fmt, p0, initial_state or {})
     g_all = [_grads_in_format(index, row, p0, fmt) for index, row in enumerate(grads)]
     if evaluator not in ("oracle", "numpy"):
         raise ValueError(f"unknown evaluator {evaluator!r}; expected 'oracle' or 'numpy'")
@@ -93,11 +98,30 @@ def run(
         ops = OracleOps(fmt) if evaluator == "oracle" else NumpyOps(fmt)
     if isinstance(ops, OracleOps):
         with mpmath.workdps(dps), ops.evaluating():
-            steps = _run(ops, dialect, hp, p0, g_all, losses, initial_count)
+            steps = _run(ops, dialect, hp, p0, g_all, losses, initial_count, given)
     else:
         with np.errstate(all="ignore"):
-            steps = _run(ops, dialect, hp, p0, g_all, losses, initial_count)
+            steps = _run(ops, dialect, hp, p0, g_all, losses, initial_count, given)
     return steps if include_initial else steps[1:]
+
+
+def _given_state(
+    dialect: Dialect, fmt: FloatFormat, params: list[np.ndarray], given: Mapping[str, Sequence[Any]]
+) -> dict[str, list[np.ndarray]]:
+    """The slots given as inputs, rounded to the format and checked against the dialect's slots and the shapes."""
+    slots = dialect.reported_slots
+    unknown = sorted(set(given) - set(slots))
+    if unknown:
+        raise ValueError(f"{dialect.id} keeps no slot {unknown[0]!r}; its slots are {', '.join(slots)}")
+    out = {}
+    for name, arrays in given.items():
+        shapes = [()] if name == LOSS_SLOT else [p.shape for p in params]
+        values = [to_format(a, fmt) for a in arrays]
+        if [v.shape for v in values] != shapes:
+            got = [list(v.shape) for v in values]
+            raise ValueError(f"initial slot {name!r}: shapes {got}, but {[list(s) for s in shapes]} expected")
+        out[name] = values
+    return out
 
 
 def _grads_in_format(index: int, row: Sequence[Any], params: list[np.ndarray], fmt: FloatFormat) -> list[Any]:
@@ -129,10 +153,14 @@ def _run(
     grads: list[list[Any]],
     losses: Sequence[float] | None,
     initial_count: int,
+    given: Mapping[str, list[np.ndarray]],
 ) -> list[Step]:
     family = dialect.family
     theta = [ops.array(p) for p in params]
     state = family.init(ops, hp, dialect.knobs, theta)._replace(count=initial_count)
+    if given:
+        built = observe(ops, dialect, theta, state).state
+        state = with_state(ops, dialect, state, {name: given.get(name, built[name]) for name in built}, None)
     steps = [observe(ops, dialect, theta, state)]
     for index, row in enumerate(grads):
         loss = None if losses is None else float(losses[index])

@@ -212,6 +212,34 @@ def _edge_cases(d: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
         )
 
 
+def _given_state_cases(d: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
+    # A different accumulator in every element, one of them 0 under a non-zero gradient: a scalar initial value
+    # cannot build it, so an implementation that ignores the state handed in fails at step 1.
+    slot = d.slots["accumulator"]
+    yield edge(
+        d,
+        fmt,
+        ("INITIAL_STATE",),
+        "an initial accumulator given per element",
+        {"lr": 0.1},
+        [[1.0, -2.0, 0.5, 3.0]],
+        [[[0.5, -1.0, 0.25, 2.0]], [[-0.25, 0.5, 1.0, -1.0]], [[1.0, 1.0, -0.5, 0.5]]],
+        initial_state={slot: [[0.25, 4.0, 0.0, 100.0]]},
+    )
+    if exposes(d, "decay") and d.counter is not None:
+        yield edge(
+            d,
+            fmt,
+            ("INITIAL_STATE", "MULTI_TENSOR"),
+            "the whole state given: accumulators per element and the counter at 5, with inverse-time decay",
+            {"lr": 0.5, "decay": 0.1},
+            [[1.0, -1.0], [2.0]],
+            [[[0.5, 0.25], [-1.0]], [[-0.5, 1.0], [0.125]]],
+            initial_state={slot: [[1.0, 0.5], [2.0]]},
+            initial_count=5,
+        )
+
+
 def _clip_combinations(d: Dialect) -> Iterator[tuple[ClipKind, ...]]:
     order = d.knobs.clip_order
     for kind in order:
@@ -250,6 +278,8 @@ def _describe(d: Dialect) -> list[str]:
         lines.append(f"{_CLIP[kind]}  [{note}]")
     if k.weight_decay is WeightDecay.COUPLED:
         lines.append("g ← g + λ·θ")
+    if k.weight_decay is WeightDecay.COUPLED_ALWAYS:
+        lines.append("g ← g + λ·θ  (at every step, even λ = 0: 0·θ is NaN where θ is NaN or ±∞)")
     lines.append("η_t = η / (1 + κ·t)" if k.lr_decay is LrDecay.INVERSE_TIME else "η_t = η")
     slots_note = "  (skipped when update_slots is false)" if "update_slots" in d.names.values() else ""
     lines.append(f"A ← A + g·g{slots_note}")
@@ -277,6 +307,7 @@ ADAGRAD = Family(
     random_hparams=_random_hparams,
     zero_chance=0.05,
     edge_cases=_edge_cases,
+    given_state_cases=_given_state_cases,
     stress_hparams={"clipvalue": 0.5, "weight_decay": 0.01, "decay": 0.1, "lr": 0.05},
     describe=_describe,
     has_branches=False,

@@ -50,6 +50,21 @@ def _tiny_products(fmt: FloatFormat) -> tuple[float, float]:
     }[fmt.name]
 
 
+def _given_state_cases(d: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
+    # Step sizes and previous gradients per element, as a resumed run holds them: the signs of the stored gradients
+    # decide, element by element, whether the first step grows, shrinks or keeps its step size.
+    yield edge(
+        d,
+        fmt,
+        ("INITIAL_STATE",),
+        "step sizes and previous gradients given per element",
+        {},
+        [[1.0, -1.0, 0.5]],
+        [[[0.5, 0.5, -0.25]], [[0.5, -0.5, -0.25]]],
+        initial_state={d.slots["step_size"]: [[0.25, 0.5, 0.125]], d.slots["prev_grad"]: [[1.0, -1.0, 0.0]]},
+    )
+
+
 def _edge_cases(d: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
     base = {"lr": 0.1}
     yield edge(
@@ -177,6 +192,7 @@ RPROP = Family(
     random_hparams=_random_hparams,
     zero_chance=0.15,  # many exact zeros: the m = 0 branch
     edge_cases=_edge_cases,
+    given_state_cases=_given_state_cases,
     stress_hparams={"lr": 0.01, "step_min": 0.004, "step_max": 0.03},
     describe=_describe,
     has_branches=True,

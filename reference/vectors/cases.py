@@ -17,7 +17,17 @@ from .._numerics import FloatFormat, format_of
 from ..dialects import DIALECTS, Dialect
 from .casespec import CaseSpec, edge, named_hparams
 
-__all__ = ["SEED", "CaseSpec", "RandomInputs", "catalogue", "random_hparams", "random_inputs", "redraw", "rng_for"]
+__all__ = [
+    "SEED",
+    "CaseSpec",
+    "RandomInputs",
+    "catalogue",
+    "given_state_catalogue",
+    "random_hparams",
+    "random_inputs",
+    "redraw",
+    "rng_for",
+]
 
 SEED = 20261121
 RANDOM_STEPS = 10
@@ -131,7 +141,16 @@ def _structural(d: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
 
 
 def catalogue(dialect_id: str, dtype: str) -> list[CaseSpec]:
-    """Every case of one dialect and format, in tcId order."""
+    """Every case of one dialect and format that vector set 1.0 numbered, in tcId order."""
     d = DIALECTS[dialect_id]
     fmt = format_of(dtype)
     return [*d.family.edge_cases(d, fmt), *_structural(d, fmt), *_random_cases(d, fmt)]
+
+
+def given_state_catalogue(dialect_id: str, dtype: str) -> list[CaseSpec]:
+    """The cases of one dialect and format whose initial state is an input, where the dialect has them (1.1.0).
+
+    A file numbers them after every `catalogue` case of every format, so that adding them changed no earlier tcId.
+    """
+    d = DIALECTS[dialect_id]
+    return list(d.family.given_state_cases(d, format_of(dtype))) if dtype in d.given_state else []

@@ -34,6 +34,8 @@ class CaseSpec:
     grads: list[list[Any]]
     losses: list[float] | None = None
     initial_count: int = 0
+    # Slots given as inputs (the dialect's slot names, one float64 array per tensor); None: built by the family.
+    initial_state: dict[str, list[np.ndarray]] | None = None
     checkpoint: int | None = None
     seed_key: str = ""
     attempt: int = 0
@@ -60,6 +62,9 @@ def edge(
     **extra: Any,
 ) -> CaseSpec:
     losses = extra.pop("losses", None)
+    given = extra.pop("initial_state", None)
+    if given is not None:
+        extra["initial_state"] = {name: [np.asarray(a, dtype=np.float64) for a in arr] for name, arr in given.items()}
     if dialect.needs_loss and losses is None:
         losses = [float(10 - t) for t in range(len(grads))]
     return CaseSpec(

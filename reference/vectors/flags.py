@@ -55,6 +55,11 @@ FLAGS: dict[str, Note] = {
         "Inverse-time decay starting at a large step count (the state's counter starts late).",
         "Counting t after the increment, or keeping the counter in a format that loses integers.",
     ),
+    "INITIAL_STATE": Note(
+        "The state before the first step is an input, given per element (a different accumulator in each element), "
+        "not what the hyperparameters build: the implementation is set to it before the first step.",
+        "Ignoring the state handed in, or reading it only through a scalar initial value.",
+    ),
     "WEIGHT_DECAY": Note("Weight decay, coupled or decoupled as the dialect says."),
     "CLIPPING": Note("Gradient clipping by value, per-tensor norm or global norm, in the dialect's order."),
     "MAXIMIZE": Note("maximize=True: the gradient is negated first."),

@@ -18,13 +18,13 @@ from .._numerics import FloatFormat, format_of
 from ..dialects import DIALECTS
 from ..sparse import SparseGrad
 from ..trajectory import ORACLE_DPS, Step, run, to_format
-from .cases import SEED, CaseSpec, catalogue, redraw
+from .cases import SEED, CaseSpec, catalogue, given_state_catalogue, redraw
 from .codec import SCHEMA_NAME, dumps, encode_expected, encode_hparams, encode_input
 from .flags import FLAGS
 
 __all__ = ["VECTOR_SET_VERSION", "Selection", "build", "diff_summary", "file_path", "manifest", "write"]
 
-VECTOR_SET_VERSION = "1.0.1"
+VECTOR_SET_VERSION = "1.1.0"
 CHECK_DPS = 2 * ORACLE_DPS
 MAX_REDRAWS = 20
 
@@ -54,6 +54,7 @@ class Selection:
     def specs(self, dialect_id: str) -> list[CaseSpec]:
         dtypes = [t for t in DIALECTS[dialect_id].dtypes if self.dtypes is None or t in self.dtypes]
         cases = [spec for t in dtypes for spec in catalogue(dialect_id, t)]
+        cases += [spec for t in dtypes for spec in given_state_catalogue(dialect_id, t)]
         return [c for c in cases if self.levels is None or c.level in self.levels]
 
 
@@ -72,6 +73,7 @@ def _trajectory(spec: CaseSpec, dps: int) -> tuple[list[Step], OracleOps]:
         spec.losses,
         dps=dps,
         initial_count=spec.initial_count,
+        initial_state=spec.initial_state,
         ops=ops,
         include_initial=True,
     )
@@ -132,6 +134,8 @@ def evaluate(spec: CaseSpec) -> dict[str, Any]:
         },
         "grads": [[encode_input(g, fmt) for g in _rounded(row, fmt)] for row in spec.grads],
     }
+    if spec.initial_state is not None:
+        record["initialState"]["given"] = True
     if spec.losses is not None:
         record["losses"] = [repr(float(x)) for x in spec.losses]
     if spec.checkpoint is not None:

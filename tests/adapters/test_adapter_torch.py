@@ -37,10 +37,10 @@ def checkpoint_case(dialect: str) -> corpus.Case:
 
 
 def start(adapter: TorchAdapter, case: corpus.Case) -> Any:
-    """A fresh optimizer at the case's initial state, as the runner starts it (set_state for a late counter)."""
+    """A fresh optimizer at the case's initial state, as the runner starts it (set_state where the case gives it)."""
     live = adapter.create(case.dialect, case.hparams, [p.copy() for p in case.initial_params])
     count, slots = case.initial_state
-    if count:
+    if case.state_given:
         live.set_state(case.initial_params, slots, count)
     return live
 

@@ -639,6 +639,7 @@ CASE_DAMAGE = [
     ("record lacks expected", with_record(lambda r: r.pop("expected")), "schema violation: $.record must contain"),
     ("maximize no", with_record(lambda r: r["hparams"].__setitem__("maximize", "no")), "$.record.hparams.maximize"),
     ("checkpoint", with_record(lambda r: r.__setitem__("checkpoint", 99)), "$.record.checkpoint: 99 is not one"),
+    ("given false", with_record(lambda r: r["initialState"].__setitem__("given", False)), "initialState.given"),
     ("huge shape", with_record(lambda r: r["initialParams"][0].__setitem__("shape", [2**70])), "initialParams[0]"),
 ]
 

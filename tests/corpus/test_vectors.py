@@ -47,6 +47,23 @@ def test_every_dialect_and_format_is_covered_at_level_1():
     assert {"PRODUCT_UNDERFLOW", "PRODUCT_SUBNORMAL", "INITIAL_STEP_OUTSIDE"} <= flags_by_dialect["rprop/torch"]
 
 
+def test_given_state_cases_are_marked_and_numbered_after_every_earlier_case():
+    """Vector set 1.1.0 added cases whose initial state is an input: each is flagged, marked `given`, at level 1,
+    and numbered after every case of 1.0, whose tcIds (torch's 81) are therefore unchanged."""
+    corpus = load(ROOT)
+    by_dialect: dict[str, list] = {}
+    for case in corpus:
+        by_dialect.setdefault(case.dialect, []).append(case)
+    for dialect, cases in by_dialect.items():
+        given = [c for c in cases if c.record["initialState"].get("given")]
+        assert all("INITIAL_STATE" in c.flags and c.state_given and c.level == 1 for c in given), dialect
+        assert {c.tc_id for c in cases if "INITIAL_STATE" in c.flags} == {c.tc_id for c in given}, dialect
+        assert {c.dtype for c in given} == set(DIALECTS[dialect].given_state), dialect
+        if given:
+            assert min(c.tc_id for c in given) > max(c.tc_id for c in cases if c not in given), dialect
+    assert max(c.tc_id for c in by_dialect["adagrad/torch"] if "INITIAL_STATE" not in c.flags) == 81
+
+
 def test_corpus_stays_within_budget():
     size = sum(p.stat().st_size for p in ROOT.rglob("*.json"))
     assert size < 20 * 2**20, f"{size / 2**20:.1f} MiB"

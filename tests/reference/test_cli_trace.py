@@ -62,6 +62,26 @@ def test_trace_with_losses(capsys):
     assert json.loads(out)["steps"][1]["params"] == ["0.0"]  # the loss rose: the first move is undone
 
 
+def test_trace_takes_the_state_and_the_counter_as_inputs(capsys):
+    """ONNX's H and T: the trace from a given accumulator and counter is `run`'s with the same inputs."""
+    args = ["adagrad/onnx", "--hparams", '{"R": 0.5, "decay_factor": 0.1}', "--params", "[1.0, -1.0]"]
+    code, out, _ = trace(capsys, *args, "--grads", "[[0.5, 0.25]]", "--state", '{"H": [1.0, 0.5]}', "--count", "5")
+    assert code == 0
+    (step,) = json.loads(out)["steps"]
+    (want,) = run(
+        "adagrad/onnx",
+        {"R": 0.5, "decay_factor": 0.1},
+        "float32",
+        [[1.0, -1.0]],
+        [[[0.5, 0.25]]],
+        initial_state={"H": [[1.0, 0.5]]},
+        initial_count=5,
+    )
+    assert [np.float32(float(x)) for x in step["params"]] == list(want.params[0])
+    assert [np.float32(float(x)) for x in step["state"]["H"]] == list(want.state["H"][0])
+    assert step["state"]["T"] == "6"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -75,6 +95,27 @@ def test_trace_with_losses(capsys):
         ),
         (["rprop/irprop+", "--params", "[1]", "--grads", "[[1]]"], "needs one loss per step"),
         (["adagrad/torch", "--dtype", "int8", "--params", "[1]", "--grads", "[[1]]"], "dtype 'int8' is not supported"),
+        (["adagrad/onnx", "--params", "[1]", "--grads", "[[1]]", "--state", "[1]"], "--state must be a JSON object"),
+        (
+            ["adagrad/onnx", "--hparams", '{"R": 1}', "--params", "[1]", "--grads", "[[1]]", "--state", '{"sum": [1]}'],
+            "keeps no slot 'sum'",
+        ),
+        (
+            [
+                "adagrad/onnx",
+                "--hparams",
+                '{"R": 1}',
+                "--params",
+                "[1]",
+                "--grads",
+                "[[1]]",
+                "--state",
+                '{"H": [1, 2]}',
+            ],
+            "initial slot 'H'",
+        ),
+        (["adagrad/onnx", "--params", "[1]", "--grads", "[[1]]", "--state", '{"H": ["x"]}'], "--state must hold"),
+        (["adagrad/onnx", "--params", "[1]", "--grads", "[[1]]", "--count", "-1"], "--count must be >= 0"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(capsys, args, message):

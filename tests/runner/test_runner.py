@@ -178,7 +178,7 @@ def test_header_names_the_implementation_corpus_and_environment(pytester, monkey
     result = run(pytester, "--impl=reference", "--collect-only")
     result.stdout.fnmatch_lines(
         [
-            "optconf: --impl=reference, level 1, corpus 1.0.1 sha256:* (965 cases of the claimed dialects)",
+            "optconf: --impl=reference, level 1, corpus 1.1.0 sha256:* (1009 cases of the claimed dialects)",
             "  reference: adagrad/keras2, *",
             "  environment: OPTCONF_LEVEL=1",
         ]
@@ -255,3 +255,30 @@ def test_the_test_functions_are_the_check_registry_one_to_one():
     assert list(ALL_CHECKS) == names
     on_cases = [check.name for check in REGISTRY if check.subjects == "cases"]
     assert list(CHECKS) == list(CASE_FILTERS) == on_cases
+
+
+def test_a_case_whose_state_is_an_input_is_skipped_with_the_reason_without_set_state(pytester):
+    """A given per-element state or a late counter is set through set_state; an adapter without it skips the case
+    (never runs it from the state its hyperparameters build) and says which input needed it."""
+    pytester.makepyfile(
+        no_state="""
+from dataclasses import replace
+
+from conformance.adapters.reference import ReferenceAdapter
+
+ADAPTER = ReferenceAdapter(["adagrad/onnx"], name="no-set-state")
+ADAPTER.capabilities = replace(ADAPTER.capabilities, set_state=False)
+"""
+    )
+    result = run(
+        pytester, "--impl=no_state.py:ADAPTER", "-k", "float32 and test_trajectory", "-rs", "-p", "no:cacheprovider"
+    )
+    assert result.ret == 0
+    assert result.parseoutcomes()["skipped"] == 3
+    result.stdout.fnmatch_lines_random(
+        [
+            "*the initial state given per element needs*",
+            "*starting the counter at 1000000 needs*",
+            "*the initial state given per element and starting the counter at 5 needs*",
+        ]
+    )
