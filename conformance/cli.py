@@ -107,6 +107,18 @@ def _corpus_root(given: str | None) -> pathlib.Path:
         raise UsageError(str(exc)) from None
 
 
+def _registry(root: pathlib.Path) -> Any:
+    """The tcId registry to number cases by: the one in `root`, else the project's own (a fresh --out folder gets
+    the committed ids), else none."""
+    from reference.vectors import tcids
+
+    for folder in (root, _corpus_root(None)):
+        path = folder / tcids.REGISTRY_FILE
+        if path.exists():
+            return tcids.parse(parse_json(read_regular(path), str(path)), str(path))
+    return None
+
+
 def generate(args: argparse.Namespace) -> int:
     from reference.vectors.generate import Selection, build, diff_summary, write
 
@@ -120,7 +132,7 @@ def generate(args: argparse.Namespace) -> int:
         raise UsageError("--check compares whole files: it takes --dialect but no --dtype or --level")
     if not selection.is_complete and root.resolve() == _corpus_root(None).resolve():
         raise UsageError("--dtype and --level write a partial corpus: give --out DIR so the corpus is kept whole")
-    files = build(selection, jobs=args.jobs, progress=not args.quiet)
+    files = build(selection, jobs=args.jobs, progress=not args.quiet, registry=_registry(root))
     if args.check:
         differences = diff_summary(root, files, read=read_regular)
         for line in differences:

@@ -21,6 +21,7 @@ import numpy as np
 from reference import DIALECTS, Dialect, format_of
 from reference.dialects import LOSS_SLOT
 from reference.sparse import SparseGrad
+from reference.vectors import tcids
 from reference.vectors.codec import (
     MAX_STEPS,
     MAX_TENSORS,
@@ -263,8 +264,11 @@ def _scan(root: pathlib.Path, dialects: frozenset[str] | None, thorough: bool) -
             found.extend(file_found)
             if file_found:
                 refused |= set(entry["dialects"]) - set(counts)
-    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*.json")} - {"MANIFEST.json", SCHEMA_NAME}
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*.json")}
+    on_disk -= {"MANIFEST.json", SCHEMA_NAME, tcids.REGISTRY_FILE}
     found.extend(f"{root / extra}: not listed in MANIFEST.json" for extra in sorted(on_disk - set(listed)))
+    if thorough:
+        found.extend(_tcid_problems(root, cases))
     for dialect in DIALECTS if dialects is None else sorted(dialects):
         # A refused file already has its line; "0 test cases" would be the same problem twice.
         if counts[dialect] < MIN_TESTS_PER_DIALECT and dialect not in refused:
@@ -273,6 +277,21 @@ def _scan(root: pathlib.Path, dialects: frozenset[str] | None, thorough: bool) -
             )
     digest = hashlib.sha256(manifest_bytes).hexdigest()
     return _Scan([one_line(p) for p in found], manifest["vectorSetVersion"], digest, cases)
+
+
+def _tcid_problems(root: pathlib.Path, cases: list[Case]) -> Iterator[str]:
+    """Each case's tcId against the registry: an id given to other inputs is a silent reuse, and refused."""
+    path = root / tcids.REGISTRY_FILE
+    try:
+        registry = tcids.parse(parse_json(read_regular(path), str(path)), str(path))
+    except (InputError, ValueError) as exc:
+        yield f"{path}: {exc}" if path.exists() else f"{path}: missing; `optconf generate` writes it"
+        return
+    by_dialect: dict[str, list[tuple[int, str]]] = {}
+    for case in cases:
+        by_dialect.setdefault(case.dialect, []).append((case.tc_id, tcids.fingerprint(case.dtype, case.record)))
+    for dialect, pairs in sorted(by_dialect.items()):
+        yield from (f"{path}: {dialect} {line}" for line in tcids.mismatches(registry, dialect, pairs))
 
 
 # A listed file is a relative path of plain names ending in .json: no absolute path, no "." or ".." component

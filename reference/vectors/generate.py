@@ -18,6 +18,7 @@ from .._numerics import FloatFormat, format_of
 from ..dialects import DIALECTS
 from ..sparse import SparseGrad
 from ..trajectory import ORACLE_DPS, Step, run, to_format
+from . import tcids
 from .cases import SEED, CaseSpec, catalogue, given_state_catalogue, redraw
 from .codec import SCHEMA_NAME, dumps, encode_expected, encode_hparams, encode_input
 from .flags import FLAGS
@@ -150,9 +151,15 @@ def _rounded(row: list[Any], fmt: FloatFormat) -> list[Any]:
     ]
 
 
-def _file_bytes(dialect_id: str, specs: Sequence[CaseSpec], records: Sequence[dict[str, Any]]) -> bytes:
+def _file_bytes(
+    dialect_id: str, specs: Sequence[CaseSpec], records: Sequence[dict[str, Any]], registry: tcids.Registry
+) -> bytes:
+    """One dialect's file; each case takes its registered tcId (a new case, the next free one: see tcids)."""
+    ids = tcids.assign(
+        registry, dialect_id, [tcids.fingerprint(s.dtype, r) for s, r in zip(specs, records, strict=True)]
+    )
     groups: dict[str, list[dict[str, Any]]] = {}
-    for tc_id, (spec, record) in enumerate(zip(specs, records, strict=True), start=1):
+    for tc_id, spec, record in zip(ids, specs, records, strict=True):
         groups.setdefault(spec.dtype, []).append({"tcId": tc_id, **record})
     used = sorted({flag for record in records for flag in record["flags"]})
     doc = {
@@ -189,8 +196,15 @@ def _note(flag: str) -> dict[str, Any]:
     return out
 
 
-def build(selection: Selection = Selection(), jobs: int = 2, progress: bool = True) -> dict[str, bytes]:
-    """The selected dialect files as bytes, keyed by their path under vectors/."""
+def build(
+    selection: Selection = Selection(),
+    jobs: int = 2,
+    progress: bool = True,
+    registry: tcids.Registry | None = None,
+) -> dict[str, bytes]:
+    """The selected dialect files as bytes, keyed by their path under vectors/, and the tcId registry after them
+    (`registry`, the committed one, gives every known case its id; without one, ids count from 1)."""
+    registry = {d: dict(ids) for d, ids in (registry or {}).items()}
     dialects = selection.dialects or tuple(DIALECTS)
     per_dialect = {d: selection.specs(d) for d in dialects}
     specs = [s for d in dialects for s in per_dialect[d]]
@@ -198,8 +212,9 @@ def build(selection: Selection = Selection(), jobs: int = 2, progress: bool = Tr
     files, start = {}, 0
     for d in dialects:
         n = len(per_dialect[d])
-        files[file_path(d)] = _file_bytes(d, per_dialect[d], records[start : start + n])
+        files[file_path(d)] = _file_bytes(d, per_dialect[d], records[start : start + n], registry)
         start += n
+    files[tcids.REGISTRY_FILE] = tcids.dumps(registry)
     return files
 
 
@@ -229,7 +244,7 @@ def _progress(total: int, enabled: bool) -> Any:
 
 def manifest(files: dict[str, bytes]) -> bytes:
     entries = {}
-    for path in sorted(files):
+    for path in sorted(set(files) - {tcids.REGISTRY_FILE}):
         doc = json.loads(files[path])
         levels = Counter(str(t["level"]) for g in doc["testGroups"] for t in g["tests"])
         entries[path] = {
@@ -271,12 +286,17 @@ def diff_summary(
             continue
         old = read(target)
         if old != fresh:
-            lines.extend(_case_diffs(path, old, fresh, limit))
+            registry = path == tcids.REGISTRY_FILE
+            lines.extend(
+                [f"{path}: differs (new cases, or ids never registered)"]
+                if registry
+                else _case_diffs(path, old, fresh, limit)
+            )
     fresh_manifest = manifest(files)
     if not (root / "MANIFEST.json").exists():
         return [*lines, "MANIFEST.json: missing on disk"]
     on_disk = read(root / "MANIFEST.json")
-    if len(files) == len(DIALECTS):
+    if len(set(files) - {tcids.REGISTRY_FILE}) == len(DIALECTS):
         if on_disk != fresh_manifest:
             lines.append("MANIFEST.json: differs")
         return lines

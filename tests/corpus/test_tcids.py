@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import reference
 from reference.vectors import tcids
 
 RECORD = {"hparams": {"lr": 0.1}, "initialParams": [["1.0"]], "grads": [[["0.5"]]], "expected": [{"p": 1}]}
@@ -48,3 +49,58 @@ def test_the_registry_round_trips_and_refuses_malformed_entries() -> None:
     for bad in ([], {"a": []}, {"a": {"0": "a" * 64}}, {"a": {"x": "a" * 64}}, {"a": {"1": "A" * 64}}):
         with pytest.raises(ValueError, match=r"^t: "):
             tcids.parse(bad, "t")
+
+
+# ---------------------------------------------------------------- the corpus, generated and linted
+
+
+def _ids_by_fingerprint(doc: dict) -> dict[str, int]:
+    return {tcids.fingerprint(g["dtype"], t): t["tcId"] for g in doc["testGroups"] for t in g["tests"]}
+
+
+def test_adding_a_case_to_a_dialect_leaves_every_other_tcid_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new case put first in adagrad/keras2's catalogue: every case keeps its committed id, the new one takes the
+    next id, and the registry grows by exactly that one."""
+    import json
+
+    from conformance.corpus import default_root
+    from reference.vectors import generate
+    from reference.vectors.casespec import edge
+
+    root = default_root()
+    committed = tcids.parse(json.loads((root / tcids.REGISTRY_FILE).read_text()), "registry")
+    before = json.loads((root / "adagrad/keras2.json").read_text())
+    original = generate.catalogue
+
+    def grown(dialect_id: str, dtype: str) -> list:
+        dialect, fmt = reference.get(dialect_id), reference.format_of(dtype)
+        new = edge(dialect, fmt, ("RANDOM",), "a case added later", {"lr": 0.25}, [[0.5, -2.0]], [[[1.0, 3.0]]])
+        return [new, *original(dialect_id, dtype)]
+
+    monkeypatch.setattr(generate, "catalogue", grown)
+    files = generate.build(generate.Selection(("adagrad/keras2",)), jobs=1, progress=False, registry=committed)
+    after = json.loads(files["adagrad/keras2.json"])
+    old_ids, new_ids = _ids_by_fingerprint(before), _ids_by_fingerprint(after)
+    assert {f: new_ids[f] for f in old_ids} == old_ids
+    (added,) = set(new_ids) - set(old_ids)
+    assert new_ids[added] == max(committed["adagrad/keras2"]) + 1
+    grown_registry = tcids.parse(json.loads(files[tcids.REGISTRY_FILE]), "registry")
+    assert grown_registry == committed | {"adagrad/keras2": committed["adagrad/keras2"] | {new_ids[added]: added}}
+
+
+def test_lint_refuses_an_id_silently_reused_for_another_case(tmp_path) -> None:
+    from support.corpus_copy import copy_corpus, edit_json
+
+    from conformance.corpus import problems
+
+    root = copy_corpus(tmp_path)
+    assert problems(root) == []
+
+    def change_tc3(doc: dict) -> None:
+        test = next(t for g in doc["testGroups"] for t in g["tests"] if t["tcId"] == 3)
+        test["hparams"]["lr"] = "0.5"  # another case under the old id (a careless edit, rehashed)
+
+    edit_json(root, "adagrad/keras2.json", change_tc3)
+    assert any("adagrad/keras2 tc0003 is registered for other inputs" in p for p in problems(root))
+    (root / tcids.REGISTRY_FILE).unlink()
+    assert any("tcids.json: missing" in p for p in problems(root))
