@@ -361,7 +361,11 @@ DIALECTS: Mapping[str, Dialect] = _table(
             initial_step_within_bounds=True,
         ),
         defaults={"lr": 0.001, "eta_minus": 0.5, "eta_plus": 1.2, "step_min": 1e-5, "step_max": 50.0},
-        names={"learning_rate": "lr", "etas": ("eta_minus", "eta_plus"), "learning_rate_range": ("step_min", "step_max")},
+        names={
+            "learning_rate": "lr",
+            "etas": ("eta_minus", "eta_plus"),
+            "learning_rate_range": ("step_min", "step_max"),
+        },
         slots={"step_size": "learning_rates", "prev_grad": "prevs"},
         counter=None,
         sources=(
