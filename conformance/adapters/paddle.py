@@ -45,9 +45,11 @@ from ..registry import manifest_path
 
 __all__ = ["PaddleAdapter", "PaddleLive", "subjects"]
 
-# The optimizer class of each family, and the formats its CPU kernel is registered for.
-_CLASSES = {"adagrad": "Adagrad", "rprop": "Rprop"}
-_DTYPES = {"adagrad": ("float32", "float64"), "rprop": ("bfloat16", "float32", "float64")}
+# Paddle's optimizer class for each dialect, and the formats its CPU kernel is registered for.
+_SUBJECTS: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "adagrad/paddle": ("Adagrad", ("float32", "float64")),
+    "rprop/paddle": ("Rprop", ("bfloat16", "float32", "float64")),
+}
 STATE_FILE = "optimizer.npz"
 
 
@@ -187,16 +189,15 @@ class PaddleAdapter:
     """Drives paddle's optimizer for one dialect (adagrad/paddle or rprop/paddle)."""
 
     def __init__(self, dialect: str, *, manifest: pathlib.Path | None = None) -> None:
+        if dialect not in _SUBJECTS:
+            raise ValueError(f"no paddle optimizer implements {dialect!r}; paddle's are {', '.join(_SUBJECTS)}")
         self.dialect = reference.get(dialect)
-        family = self.dialect.family.name
-        if family not in _CLASSES:
-            raise ValueError(f"no paddle optimizer for the {family} family")
-        self._class_name = _CLASSES[family]
+        self._class_name, dtypes = _SUBJECTS[dialect]
         self.name = f"paddle.optimizer.{self._class_name}"
         self.manifest = manifest
         self.capabilities = Capabilities(
             dialects=(self.dialect.id,),
-            dtypes=tuple(d for d in _DTYPES[family] if d in self.dialect.dtypes),
+            dtypes=tuple(d for d in dtypes if d in self.dialect.dtypes),
             set_state=True,
             serialize=True,
         )
@@ -237,4 +238,4 @@ class PaddleAdapter:
 def subjects() -> list[PaddleAdapter]:
     """Paddle's own Adagrad and Rprop as conformance subjects, with paddle's known-failure manifest."""
     manifest = manifest_path("paddle")
-    return [PaddleAdapter("adagrad/paddle", manifest=manifest), PaddleAdapter("rprop/paddle", manifest=manifest)]
+    return [PaddleAdapter(dialect, manifest=manifest) for dialect in _SUBJECTS]
