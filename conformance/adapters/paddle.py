@@ -16,8 +16,10 @@ Beyond the core protocol:
   accumulator name (`paddle.save` pickles, and a checkpoint must not run code when it is read); `load` builds a
   fresh optimizer and restores them through `set_state_dict`.
 - Configuration is not claimed: Paddle's optimizers have no configuration of their own to read back.
-- Gradients are dense only. Paddle's sparse Adagrad kernel takes a SelectedRows gradient, which dygraph builds
-  only inside an embedding's backward pass, not from a gradient handed to `.grad`.
+- A `reference.sparse.SparseGrad` becomes Paddle's own row-sparse gradient, a SelectedRows tensor, the one way
+  dygraph makes one: the backward pass of a sparse embedding lookup of the rows (repeats kept, for the optimizer
+  to merge), weighted by the values, which hands the values over exactly. An embedding table is 2-D, so only a
+  2-D parameter takes them; Adagrad has a kernel for them, Rprop none (its dialect has no sparse rule).
 - Formats are those of the CPU kernels (paddle/phi/kernels/cpu/adagrad_kernel.cc registers float and double;
   rprop_kernel.cc bfloat16, float and double).
 
@@ -37,11 +39,22 @@ from typing import Any
 import numpy as np
 
 import reference
+from reference.sparse import SparseGrad
 
 from ..adapter import Capabilities, LiveOptimizer
-from ..kit import carrier, check_arity, check_dialect, check_state, common_dtype, dtype_name, framework_kwargs
+from ..kit import (
+    Unsupported,
+    carrier,
+    check_arity,
+    check_dialect,
+    check_state,
+    common_dtype,
+    dtype_name,
+    framework_kwargs,
+)
 from ..kit import to_numpy as kit_to_numpy
 from ..registry import manifest_path
+from ._claims import sparse_claim
 
 __all__ = ["PaddleAdapter", "PaddleLive", "subjects"]
 
@@ -104,9 +117,13 @@ class PaddleLive:
 
     def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
         check_arity(grads, len(self._tensors), "gradient")
+        fmt = reference.format_of(self.dtype)
         for tensor, grad in zip(self._tensors, grads, strict=True):
-            # Gradients take the parameters' format, rounded by NumPy (exact to nearest, bfloat16 included).
-            tensor.grad = to_tensor(np.asarray(grad).astype(reference.format_of(self.dtype).np_dtype))
+            if isinstance(grad, SparseGrad):
+                _sparse_gradient(tensor, grad, fmt)
+            else:
+                # Gradients take the parameters' format, rounded by NumPy (exact to nearest, bfloat16 included).
+                tensor.grad = to_tensor(np.asarray(grad).astype(fmt.np_dtype))
         with warnings.catch_warnings():
             # Rprop warns, at its first step in a 16-bit format, that accumulating in it loses accuracy.
             warnings.filterwarnings("ignore", message="Accumulating with FP16/BF16", category=UserWarning)
@@ -137,8 +154,10 @@ class PaddleLive:
         return None  # neither optimizer keeps a step counter
 
     def gradients(self) -> list[np.ndarray] | None:
+        """Each tensor's `.grad` after the step; None where one is missing or row-sparse (a SelectedRows tensor
+        has no dense values to read back)."""
         grads = [t.grad for t in self._tensors]
-        if any(g is None for g in grads):
+        if any(g is None or g.is_selected_rows() for g in grads):
             return None
         return [to_numpy(g, self.dtype) for g in grads]
 
@@ -178,6 +197,20 @@ class PaddleLive:
         np.savez(pathlib.Path(directory) / STATE_FILE, **arrays)
 
 
+def _sparse_gradient(tensor: Any, grad: SparseGrad, fmt: reference.FloatFormat) -> None:
+    """`tensor.grad` as the SelectedRows gradient of rows `grad.indices` (repeats kept) holding `grad.values`."""
+    paddle = _paddle()
+    if len(tensor.shape) != 2:
+        raise Unsupported(f"paddle builds row-sparse gradients for 2-D parameters only; this one is {tensor.shape}")
+    values = np.asarray(grad.values).astype(fmt.np_dtype)
+    if values.shape != (len(grad.indices), tensor.shape[1]):
+        raise ValueError(f"sparse values of shape {values.shape} do not fit rows of {tuple(tensor.shape)}")
+    tensor.clear_gradient(False)  # None, not zeros: a dense zero gradient would absorb the rows into a dense one
+    rows = paddle.nn.functional.embedding(paddle.to_tensor(np.array(grad.indices, dtype=np.int64)), tensor, sparse=True)
+    # d(sum(rows * values)) / d(rows) is `values`, exactly; the lookup's backward gathers it into SelectedRows.
+    (rows * to_tensor(values)).sum().backward()
+
+
 def _write(target: Any, value: np.ndarray, what: str) -> None:
     source = to_tensor(np.asarray(value))
     if tuple(source.shape) != tuple(target.shape):
@@ -200,6 +233,7 @@ class PaddleAdapter:
             dtypes=tuple(d for d in dtypes if d in self.dialect.dtypes),
             set_state=True,
             serialize=True,
+            sparse=sparse_claim(None, adapter_type=type(self).__name__, built_in=True, dialect=self.dialect)[0],
         )
 
     def _build(self, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> PaddleLive:
