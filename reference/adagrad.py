@@ -68,8 +68,9 @@ class LrDecay(Enum):
 class WeightDecay(Enum):
     NONE = "none"
     COUPLED = "coupled"  # added to g before the accumulator sees it, where lambda != 0: torch
-    # Added to g at every step, even lambda = 0, so 0*theta makes g NaN where theta is NaN or +-inf: ONNX's Adagrad
-    # operator computes G + norm_coefficient * X unconditionally.
+    # Added to g at every step whenever lambda is set, even to 0, so 0*theta makes g NaN where theta is NaN or
+    # +-inf: ONNX's Adagrad operator computes G + norm_coefficient * X unconditionally, and Paddle adds an L2Decay
+    # term for any float weight_decay (only None, no regularizer at all, adds nothing).
     COUPLED_ALWAYS = "coupled-always"
     DECOUPLED = "decoupled"  # theta shrinks by theta * lambda * eta before the update: keras3, tf-keras-new
 
@@ -203,7 +204,7 @@ def step(
     grads = _clip(ops, hp, knobs, grads)
     wd = hparam("weight_decay", hp.weight_decay or 0.0)
     coupled = knobs.weight_decay is WeightDecay.COUPLED and hp.weight_decay
-    if coupled or knobs.weight_decay is WeightDecay.COUPLED_ALWAYS:
+    if coupled or (knobs.weight_decay is WeightDecay.COUPLED_ALWAYS and hp.weight_decay is not None):
         grads = [g + wd * p for g, p in zip(grads, params, strict=True)]
     if hp.update_slots:
         accumulators = tuple(ops.store(a + g * g) for a, g in zip(state.accumulator, grads, strict=True))

@@ -344,6 +344,33 @@ DIALECTS: Mapping[str, Dialect] = _table(
         counter=None,  # the caller passes the step index i; the state keeps none
         sources=("jax 0.10.2 jax/example_libraries/optimizers.py adagrad",),
     ),
+    Dialect(
+        id="adagrad/paddle",
+        knobs=AdagradKnobs(
+            eps_placement=EpsPlacement.OUTSIDE,
+            weight_decay=WeightDecay.COUPLED_ALWAYS,
+            # The kernel takes epsilon as a C++ float; the learning rate is a tensor of the first parameter's
+            # dtype, and L2Decay scales by its coefficient cast to the parameter's dtype.
+            rounding=HparamRounding(
+                to_float32=frozenset({"eps"}), to_param_format=frozenset({"lr", "eps", "weight_decay"})
+            ),
+            sparse=SparseRule.SUMMED,
+        ),
+        # weight_decay None: no regularizer at all (a float, even 0.0, adds an L2Decay term to the gradient).
+        defaults={"eps": 1e-6, "initial_accumulator": 0.0, "weight_decay": None},
+        names={
+            "learning_rate": "lr",
+            "epsilon": "eps",
+            "initial_accumulator_value": "initial_accumulator",
+            "weight_decay": "weight_decay",
+        },
+        slots={"accumulator": "moment"},
+        counter=None,
+        sources=(
+            "paddlepaddle 3.3.1 python/paddle/optimizer/adagrad.py",
+            "paddlepaddle 3.3.1 paddle/phi/kernels/cpu/adagrad_kernel.cc",
+        ),
+    ),
     *(
         Dialect(
             id=f"rprop/{variant}",
@@ -402,6 +429,26 @@ DIALECTS: Mapping[str, Dialect] = _table(
         slots={"step_size": "alphas", "prev_grad": "old_grads"},
         counter="iterations",
         sources=("the accepted answer to the Stack Overflow question 'Keras - implementing Rprop algorithm'",),
+    ),
+    Dialect(
+        id="rprop/paddle",
+        knobs=RpropKnobs(
+            clamp_zero_branch=True,
+            rounding=HparamRounding(to_param_format=frozenset({"eta_minus", "eta_plus"}) | STEP_BOUNDS),
+            initial_step_within_bounds=True,
+        ),
+        defaults={"lr": 0.001, "eta_minus": 0.5, "eta_plus": 1.2, "step_min": 1e-5, "step_max": 50.0},
+        names={
+            "learning_rate": "lr",
+            "etas": ("eta_minus", "eta_plus"),
+            "learning_rate_range": ("step_min", "step_max"),
+        },
+        slots={"step_size": "learning_rates", "prev_grad": "prevs"},
+        counter=None,
+        sources=(
+            "paddlepaddle 3.3.1 python/paddle/optimizer/rprop.py",
+            "paddlepaddle 3.3.1 paddle/phi/kernels/cpu/rprop_kernel.cc",
+        ),
     ),
 )
 

@@ -84,6 +84,8 @@ class RpropKnobs:
     sign_test: SignTest = SignTest.PRODUCT
     switch: Switch = Switch.THREE_WAY
     nan_policy: NanPolicy = NanPolicy.PROPAGATE
+    # Paddle refuses an initial step outside the bounds, and a lower bound of 0: 0 < Delta_min <= Delta_0 <= Delta_max.
+    initial_step_within_bounds: bool = False
     # The bounds are rounded to the parameter format: a stored step can only be compared with representable
     # bounds, and since rounding is monotone, clamping then rounding equals clamping to the rounded bounds.
     rounding: HparamRounding = field(default_factory=lambda: HparamRounding(to_param_format=STEP_BOUNDS))
@@ -120,6 +122,10 @@ def validate(hp: RpropHparams, knobs: RpropKnobs) -> RpropHparams:
     check_range("eta_plus", hp.eta_plus, "eta_plus > 1", hp.eta_plus > 1)
     check_range("step_min", hp.step_min, "step_min >= 0", hp.step_min >= 0)
     check_range("step_max", hp.step_max, f"step_max >= step_min ({hp.step_min!r})", hp.step_max >= hp.step_min)
+    if knobs.initial_step_within_bounds:
+        check_range("step_min", hp.step_min, "step_min > 0", hp.step_min > 0)
+        rule = f"step_min ({hp.step_min!r}) <= lr <= step_max ({hp.step_max!r})"
+        check_range("lr", hp.lr, rule, hp.step_min <= hp.lr <= hp.step_max)
     return hp
 
 

@@ -22,12 +22,16 @@ _COPY = Bound(0.0, "a copy of an input (or 0): exact")
 
 
 def _invalid(knobs: RpropKnobs) -> tuple[Invalid, ...]:
-    return (
+    common = (
         Invalid("lr", -0.1, 0.1),
         Invalid("eta_minus", 1.5, 0.5),
         Invalid("eta_plus", 0.5, 1.2),
         Invalid("step_min", 2.0, 1e-6),
     )
+    if not knobs.initial_step_within_bounds:
+        return common
+    # The bounds must hold the initial step (the default step_max is 50) and exclude a zero lower bound.
+    return (*common, Invalid("lr", 60.0, 0.1), Invalid("step_min", 0.0, 1e-6))
 
 
 def _random_hparams(dialect: Dialect, rng: random.Random) -> dict[str, Any]:
@@ -91,7 +95,8 @@ def _edge_cases(d: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
         [[0.0]],
         [[[(-1.0) ** t]] for t in range(10)],
     )
-    for lr in (60.0, 1e-9):
+    # A dialect that refuses an initial step outside the bounds has no such case.
+    for lr in () if d.knobs.initial_step_within_bounds else (60.0, 1e-9):
         yield edge(
             d,
             fmt,
