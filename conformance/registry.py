@@ -67,6 +67,7 @@ BUILT_INS: tuple[BuiltIn, ...] = (
     BuiltIn("tf_keras", "conformance.adapters.tf_keras", "tf_keras", "tensorflow", "tf_keras"),
     BuiltIn("tf_raw", "conformance.adapters.tf_raw", "tensorflow", "tensorflow", "tf_raw"),
     BuiltIn("optax", "conformance.adapters.optax", "optax", "jax", "optax"),
+    BuiltIn("mindspore", "conformance.adapters.mindspore", "mindspore", "mindspore", "mindspore"),
     BuiltIn("community", "conformance.community", "keras", "tensorflow", "community"),
 )
 
