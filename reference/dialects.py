@@ -291,7 +291,7 @@ DIALECTS: Mapping[str, Dialect] = _table(
         sources=(
             "mindspore 2.10.0 mindspore/nn/optim/ada_grad.py Adagrad",
             "mindspore 2.10.0 mindspore/nn/optim/optimizer.py Optimizer",
-            "mindspore 2.10.0 ApplyAdagrad CPU kernel (mindspore/ccsrc/plugin/device/cpu/kernel/apply_adagrad_cpu_kernel.cc)",
+            "mindspore mindspore/ccsrc/plugin/device/cpu/kernel/apply_adagrad_cpu_kernel.cc ApplyAdagrad (CPU)",
         ),
     ),
     *(
@@ -350,7 +350,14 @@ DIALECTS: Mapping[str, Dialect] = _table(
                 to_param_format=frozenset({"lr", "eta_minus", "eta_plus", "weight_decay"}) | STEP_BOUNDS,
             ),
         ),
-        defaults={"lr": 0.1, "eta_minus": 0.5, "eta_plus": 1.2, "step_min": 1e-6, "step_max": 50.0, "weight_decay": 0.0},
+        defaults={
+            "lr": 0.1,
+            "eta_minus": 0.5,
+            "eta_plus": 1.2,
+            "step_min": 1e-6,
+            "step_max": 50.0,
+            "weight_decay": 0.0,
+        },
         names={
             "learning_rate": "lr",
             "etas": ("eta_minus", "eta_plus"),

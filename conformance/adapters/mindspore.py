@@ -37,7 +37,10 @@ _DTYPES = ("float16", "float32", "float64")
 def _mindspore() -> Any:
     import mindspore
 
-    mindspore.set_context(mode=mindspore.PYNATIVE_MODE, device_target="CPU")
+    if mindspore.get_context("mode") != mindspore.PYNATIVE_MODE:
+        mindspore.set_context(mode=mindspore.PYNATIVE_MODE)
+    if mindspore.get_context("device_target") != "CPU":
+        mindspore.set_device("CPU")
     return mindspore
 
 
@@ -71,7 +74,9 @@ class MindSporeLive:
         return [to_numpy(p.asnumpy(), self.dtype) for p in self.held]
 
     def state(self) -> dict[str, list[np.ndarray]]:
-        return {slot: [to_numpy(s.asnumpy(), self.dtype) for s in self._slot(slot)] for slot in self.dialect.slots.values()}
+        return {
+            slot: [to_numpy(s.asnumpy(), self.dtype) for s in self._slot(slot)] for slot in self.dialect.slots.values()
+        }
 
     def count(self) -> int | None:
         return int(self.optimizer.global_step.asnumpy()[0])
@@ -90,7 +95,9 @@ class MindSporeLive:
         for held, values in targets:
             for variable, value in zip(held, values, strict=True):
                 if tuple(np.shape(value)) != tuple(variable.shape):
-                    raise ValueError(f"a value of shape {np.shape(value)} for {variable.name} of {tuple(variable.shape)}")
+                    raise ValueError(
+                        f"a value of shape {np.shape(value)} for {variable.name} of {tuple(variable.shape)}"
+                    )
                 ms.ops.assign(variable, _tensor(np.asarray(value)))
         if count is not None:
             ms.ops.assign(self.optimizer.global_step, ms.Tensor(np.array([count], dtype=np.int32)))
