@@ -7,6 +7,10 @@ creates from the parameters it is given: `accum.NAME` (Adagrad), `prev.NAME` and
 - `set_state` writes with `ops.assign`, the in-place operator the optimizers use themselves: `Parameter.set_data`
   would replace the tensor that the optimizer's compiled `construct` has captured, and the next step would not see
   it.
+- `save` is `mindspore.save_checkpoint(optimizer, ...)`, MindSpore's own protobuf `.ckpt` file of every parameter
+  the optimizer holds (the parameters, its state, `global_step` and `learning_rate`); `load` builds a fresh optimizer
+  and `load_param_into_net`s the file into it before its first step, so the compiled step captures the loaded
+  values. Nothing is unpickled.
 - Zero-size parameters cannot exist: MindSpore's initializer refuses a shape with a 0 ("the value of 'shape' must
   be positive integer"), so such a case is `Unsupported`, with that reason.
 - bfloat16 is not claimed: a MindSpore bfloat16 tensor cannot be handed to or from NumPy in this build.
@@ -15,6 +19,7 @@ creates from the parameters it is given: `accum.NAME` (Adagrad), `prev.NAME` and
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,6 +37,7 @@ __all__ = ["MindSporeAdapter", "subjects"]
 _CLASSES = {"adagrad/mindspore": "Adagrad", "rprop/mindspore": "Rprop"}
 _STATE_PREFIXES = {"accum": "accum", "prev": "prev", "step_size": "step_size"}
 _DTYPES = ("float16", "float32", "float64")
+STATE_FILE = "optimizer.ckpt"
 
 
 def _mindspore() -> Any:
@@ -102,6 +108,9 @@ class MindSporeLive:
         if count is not None:
             ms.ops.assign(self.optimizer.global_step, ms.Tensor(np.array([count], dtype=np.int32)))
 
+    def save(self, directory: pathlib.Path) -> None:
+        _mindspore().save_checkpoint(self.optimizer, str(pathlib.Path(directory) / STATE_FILE))
+
 
 class MindSporeAdapter:
     """`mindspore.nn.Adagrad` (adagrad/mindspore) or `mindspore.nn.Rprop` (rprop/mindspore)."""
@@ -112,12 +121,27 @@ class MindSporeAdapter:
         self.dialect = dialect
         self.name = f"mindspore.nn.{_CLASSES[dialect]}"
         self.manifest = manifest
-        self.capabilities = Capabilities(dialects=(dialect,), dtypes=_DTYPES, set_state=True)
+        self.capabilities = Capabilities(dialects=(dialect,), dtypes=_DTYPES, set_state=True, serialize=True)
 
     def versions(self) -> dict[str, str]:
         return {"mindspore": str(_mindspore().__version__)}
 
+    def load(
+        self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray], directory: pathlib.Path
+    ) -> LiveOptimizer:
+        live = self._build(dialect, hparams, params)
+        ms = _mindspore()
+        saved = ms.load_checkpoint(str(pathlib.Path(directory) / STATE_FILE))
+        # Every parameter of the new optimizer must come from the file: one left out would step from its initial value.
+        not_loaded, _ = ms.load_param_into_net(live.optimizer, saved)
+        if not_loaded:
+            raise ValueError(f"the checkpoint holds no value for {', '.join(not_loaded)}")
+        return live
+
     def create(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> LiveOptimizer:
+        return self._build(dialect, hparams, params)
+
+    def _build(self, dialect: str, hparams: Mapping[str, Any], params: Sequence[np.ndarray]) -> MindSporeLive:
         check_dialect(self.name, self.dialect, dialect)
         if any(np.size(p) == 0 for p in params):
             raise Unsupported("MindSpore cannot create a zero-size Parameter (its initializer refuses a 0 in a shape)")

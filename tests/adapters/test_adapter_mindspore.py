@@ -35,8 +35,8 @@ def test_subjects_claims_and_registry() -> None:
     assert RPROP.capabilities.dialects == ("rprop/mindspore",)
     for adapter in SUBJECTS.values():
         caps = adapter.capabilities
-        assert caps.set_state and caps.dtypes == ("float16", "float32", "float64")
-        assert not (caps.config or caps.serialize or caps.sparse or caps.loss or caps.replicas)
+        assert caps.set_state and caps.serialize and caps.dtypes == ("float16", "float32", "float64")
+        assert not (caps.config or caps.sparse or caps.loss or caps.replicas)  # MindSpore has no get_config
         assert own_manifest(adapter) == manifest_path("mindspore")
         assert adapter.versions() == {"mindspore": "2.10.0"}
     entry = built_in("mindspore")
@@ -64,6 +64,22 @@ def test_set_state_reaches_the_compiled_step(dialect: str) -> None:
     replay.step([g.copy() for g in case.grads[0]])  # a stepped instance, whose state the next write overwrites
     replay.set_state(params, state, count)
     assert_identical(run(replay, case, start=1), free[1:], f"{case.test_id} after set_state")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("dialect", ["adagrad/mindspore", "rprop/mindspore"])
+def test_checkpoint_continues_bit_identically(dialect: str, dtype: str, tmp_path: Any) -> None:
+    adapter = ADAGRAD if dialect.startswith("adagrad") else RPROP
+    case = cases(dialect, dtype, "CHECKPOINT")[0]
+    k = case.checkpoint
+    whole = run(start(adapter, case), case)
+    first = start(adapter, case)
+    run(first, case, stop=k)
+    first.save(tmp_path)
+    params = [p.copy() for p in first.params()]
+    loaded = adapter.load(dialect, case.hparams, params, tmp_path)
+    assert loaded.count() == k
+    assert_identical(run(loaded, case, start=k), whole[k:], f"{case.test_id} after load")
 
 
 def test_zero_size_parameters_are_unsupported() -> None:
