@@ -4,17 +4,20 @@ Each optimizer is a `Cell` called with a tuple of gradients; its state lives in 
 creates from the parameters it is given: `accum.NAME` (Adagrad), `prev.NAME` and `step_size.NAME` (Rprop), and the
 `global_step` counter both keep. The adapter reads them back under those names (the dialects use MindSpore's own).
 
-- `set_state` writes with `ops.assign`, the in-place operator the optimizers use themselves: `Parameter.set_data`
-  would replace the tensor that the optimizer's compiled `construct` has captured, and the next step would not see
-  it.
+- `set_state` writes with `ops.assign`, the in-place operator the optimizers use themselves. `Parameter.set_data`
+  replaces the tensor that the optimizer's compiled `construct` captured: the next step neither reads the value
+  written nor updates the parameter that is read back (measured on Rprop: both stay as written).
 - `save` is `mindspore.save_checkpoint(optimizer, ...)`, MindSpore's own protobuf `.ckpt` file of every parameter
   the optimizer holds (the parameters, its state, `global_step` and `learning_rate`); `load` builds a fresh optimizer
   and `load_param_into_net`s the file into it before its first step, so the compiled step captures the loaded
   values. Nothing is unpickled.
 - Zero-size parameters cannot exist: MindSpore's initializer refuses a shape with a 0 ("the value of 'shape' must
   be positive integer"), so such a case is `Unsupported`, with that reason.
-- bfloat16 is not claimed: a MindSpore bfloat16 tensor cannot be handed to or from NumPy in this build.
-- MindSpore starts native threads at import, so the runner checks it in-process (see conformance/isolation.py).
+- bfloat16 is not claimed: MindSpore 2.10.0 refuses to make a bfloat16 Parameter here, from NumPy or cast from
+  float32 ("The Numpy bfloat16 data type is not supported now"), so no bfloat16 case can be set up.
+- MindSpore is imported when the first optimizer is built, not when this module is: its runtime threads then start
+  in the runner's forked child, and the run keeps its crash isolation (conformance/isolation.py). A process that
+  already ran MindSpore is refused the fork, and its checks run in-process, which the summary says.
 """
 
 from __future__ import annotations
