@@ -54,7 +54,8 @@ def _mindspore() -> Any:
 
 
 def _tensor(array: np.ndarray) -> Any:
-    return _mindspore().Tensor(np.ascontiguousarray(array))
+    # A copy in C order that keeps a 0-d array 0-d (np.ascontiguousarray would make it 1-d).
+    return _mindspore().Tensor(np.array(array, order="C", copy=True))
 
 
 def _constructor_value(value: Any) -> Any:

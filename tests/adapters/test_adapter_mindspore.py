@@ -135,3 +135,9 @@ def test_rprop_refuses_bad_pairs_itself() -> None:
         RPROP.create("rprop/mindspore", {"etas": [1.5, 1.2]}, [np.ones(1, np.float32)])
     with pytest.raises(ValueError, match="maximal step size"):
         RPROP.create("rprop/mindspore", {"step_sizes": [2.0, 1.0]}, [np.ones(1, np.float32)])
+
+
+def test_scalar_parameters_stay_scalar() -> None:
+    live = ADAGRAD.create("adagrad/mindspore", {"learning_rate": 0.1}, [np.array(1.0, np.float32)])
+    live.step([np.array(0.5, np.float32)])
+    assert live.params()[0].shape == () and live.state()["accum"][0].shape == ()
