@@ -69,6 +69,7 @@ BUILT_INS: tuple[BuiltIn, ...] = (
     BuiltIn("optax", "conformance.adapters.optax", "optax", "jax", "optax"),
     BuiltIn("onnx", "conformance.adapters.onnx", "onnx", "onnx", "onnx"),
     BuiltIn("paddle", "conformance.adapters.paddle", "paddle", "paddle", "paddle"),
+    BuiltIn("mindspore", "conformance.adapters.mindspore", "mindspore", "mindspore", "mindspore"),
     BuiltIn("community", "conformance.community", "keras", "tensorflow", "community"),
     BuiltIn("jax_example", "conformance.adapters.jax_example", "jax", "jax", "jax_example"),
     BuiltIn("mlx", "conformance.adapters.mlx", "mlx", "mlx", "mlx"),

@@ -33,13 +33,15 @@ def _knob_value(value: Any) -> str:
 
 def dialect_markdown(d: Dialect) -> str:
     lines = d.family.describe(d)
+    exposed = {t for v in d.names.values() for t in (v if isinstance(v, tuple) else (v,))}
     defaults = ", ".join(
-        f"`{d.framework_name(name)}`={value!r}"
-        for name, value in d.defaults.items()
-        if name != "initial_accumulator" or any(t == name for t in d.names.values())
+        f"`{d.framework_name(name)}`={value!r}" for name, value in d.defaults.items() if name in exposed
     )
-    if "initial_accumulator" in d.defaults and "initial_accumulator" not in d.names.values():
-        defaults += f"; initial accumulator fixed at {d.defaults['initial_accumulator']!r}"
+    # A default without a keyword (keras2's initial accumulator, MindSpore's kernel ε) is a constant of the dialect.
+    fixed = [
+        f"{name.replace('_', ' ')} fixed at {value!r}" for name, value in d.defaults.items() if name not in exposed
+    ]
+    defaults = "; ".join([defaults, *fixed]) if defaults else "; ".join(fixed)
     required = [n for n, t in d.names.items() if t == "lr" and "lr" not in d.defaults]
     names = ", ".join(f"`{n}`→{'/'.join(t) if isinstance(t, tuple) else t}" for n, t in d.names.items())
     knobs = ", ".join(f"{f.name}={_knob_value(getattr(d.knobs, f.name))}" for f in fields(d.knobs))

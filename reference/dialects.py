@@ -371,6 +371,33 @@ DIALECTS: Mapping[str, Dialect] = _table(
             "paddlepaddle 3.3.1 paddle/phi/kernels/cpu/adagrad_kernel.cc",
         ),
     ),
+    Dialect(
+        id="adagrad/mindspore",
+        knobs=AdagradKnobs(
+            # ApplyAdagrad's CPU kernel computes lr·g·(1/√(accum + ε)) with a fixed ε of 1e-8, not a keyword.
+            eps_placement=EpsPlacement.INSIDE,
+            weight_decay=WeightDecay.COUPLED,
+            # The optimizer keeps the learning rate and weight decay as float32 tensors; the decay is then cast to
+            # the parameter's format (optimizer.py _apply_decay), and the kernel's ε is a float32 constant.
+            rounding=HparamRounding(
+                to_float32=frozenset({"lr", "eps", "weight_decay"}), to_param_format=frozenset({"weight_decay"})
+            ),
+        ),
+        defaults={"lr": 0.001, "eps": 1e-8, "initial_accumulator": 0.1, "weight_decay": 0.0},
+        names={
+            "learning_rate": "lr",
+            "accum": "initial_accumulator",
+            "update_slots": "update_slots",
+            "weight_decay": "weight_decay",
+        },
+        slots={"accumulator": "accum"},
+        counter="global_step",
+        sources=(
+            "mindspore 2.10.0 mindspore/nn/optim/ada_grad.py Adagrad",
+            "mindspore 2.10.0 mindspore/nn/optim/optimizer.py Optimizer",
+            "mindspore mindspore/ccsrc/plugin/device/cpu/kernel/apply_adagrad_cpu_kernel.cc ApplyAdagrad (CPU)",
+        ),
+    ),
     *(
         Dialect(
             id=f"rprop/{variant}",
@@ -414,6 +441,39 @@ DIALECTS: Mapping[str, Dialect] = _table(
         slots={"step_size": "step_size", "prev_grad": "prev"},
         counter="step",
         sources=("torch 2.13 torch/optim/rprop.py",),
+    ),
+    Dialect(
+        id="rprop/mindspore",
+        # rprop/torch's rule (iRprop-, Δ clamped in every branch, sign(NaN) = 0), plus coupled weight decay.
+        knobs=RpropKnobs(
+            clamp_zero_branch=True,
+            nan_policy=NanPolicy.SIGN_ZERO,
+            # The learning rate (Δ₀) is a float32 tensor; etas, bounds and the decay are cast to the compute format.
+            rounding=HparamRounding(
+                to_float32=frozenset({"lr", "eta_minus", "eta_plus", "weight_decay"}) | STEP_BOUNDS,
+                to_param_format=frozenset({"lr", "eta_minus", "eta_plus", "weight_decay"}) | STEP_BOUNDS,
+            ),
+        ),
+        defaults={
+            "lr": 0.1,
+            "eta_minus": 0.5,
+            "eta_plus": 1.2,
+            "step_min": 1e-6,
+            "step_max": 50.0,
+            "weight_decay": 0.0,
+        },
+        names={
+            "learning_rate": "lr",
+            "etas": ("eta_minus", "eta_plus"),
+            "step_sizes": ("step_min", "step_max"),
+            "weight_decay": "weight_decay",
+        },
+        slots={"step_size": "step_size", "prev_grad": "prev"},
+        counter="global_step",
+        sources=(
+            "mindspore 2.10.0 mindspore/nn/optim/rprop.py Rprop",
+            "mindspore 2.10.0 mindspore/nn/optim/optimizer.py Optimizer",
+        ),
     ),
     Dialect(
         id="rprop/keras-answer",

@@ -4,6 +4,7 @@ For each element, with p the stored previous gradient (0 at start), Delta the st
 d_prev the previous change (0) and E_prev the previous loss (+inf):
 
     g <- -g                                       if maximize
+    g <- g + fl(lambda * theta)                   coupled weight decay (MindSpore), where a dialect exposes it
     m = g * p                                     (or sign(g) * sign(p)); m is tested by sign only
     m > 0:  Delta <- min(eta+ * Delta, Delta_max);  d = -sign(g) * Delta
     m < 0:  Delta <- max(eta- * Delta, Delta_min)
@@ -103,6 +104,7 @@ class RpropHparams:
     step_min: float = 1e-6
     step_max: float = 50.0
     maximize: bool = False
+    weight_decay: float = 0.0  # coupled (added to g); only a dialect that names it can set it
 
 
 class RpropState(NamedTuple):
@@ -126,11 +128,13 @@ def validate(hp: RpropHparams, knobs: RpropKnobs) -> RpropHparams:
         check_range("step_min", hp.step_min, "step_min > 0", hp.step_min > 0)
         rule = f"step_min ({hp.step_min!r}) <= lr <= step_max ({hp.step_max!r})"
         check_range("lr", hp.lr, rule, hp.step_min <= hp.lr <= hp.step_max)
+    check_range("weight_decay", hp.weight_decay, "weight_decay >= 0", hp.weight_decay >= 0)
     return hp
 
 
 def init(ops: Ops, hp: RpropHparams, knobs: RpropKnobs, params: list[Any]) -> RpropState:
-    delta0 = ops.const(hp.lr)
+    # MindSpore keeps the learning rate, hence the initial step, as a float32 tensor; a dialect says so in `rounding`.
+    delta0 = knobs.rounding.value(ops, "lr", hp.lr)
     return RpropState(
         count=0,
         step_size=tuple(ops.store(ops.full_like(p, delta0)) for p in params),
@@ -154,6 +158,7 @@ def step(
     hparam = knobs.rounding.bind(ops)
     eta_minus, eta_plus = hparam("eta_minus", hp.eta_minus), hparam("eta_plus", hp.eta_plus)
     lo, hi = hparam("step_min", hp.step_min), hparam("step_max", hp.step_max)
+    wd = hparam("weight_decay", hp.weight_decay)
     current_loss = ops.store(ops.const(loss)) if loss is not None else state.prev_loss
     loss_rose = loss is not None and bool(current_loss > state.prev_loss)
 
@@ -163,6 +168,10 @@ def step(
     ):
         if hp.maximize:
             g = -g
+        if hp.weight_decay:
+            # Two stored operations, as MindSpore's decay_weight runs them: the term, then the sum. The sum is
+            # kept as p, which is compared exactly, so the extra rounding of the term is part of the dialect.
+            g = ops.store(g + ops.store(wd * theta))
         m = _sign_of_product(ops, knobs, g, p)
         grow = ops.mask(m > 0)
         shrink = ops.mask(m < 0) if knobs.switch is Switch.THREE_WAY else ~grow

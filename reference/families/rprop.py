@@ -27,6 +27,7 @@ def _invalid(knobs: RpropKnobs) -> tuple[Invalid, ...]:
         Invalid("eta_minus", 1.5, 0.5),
         Invalid("eta_plus", 0.5, 1.2),
         Invalid("step_min", 2.0, 1e-6),
+        Invalid("weight_decay", -0.1, 0.1),
     )
     if not knobs.initial_step_within_bounds:
         return common
@@ -35,13 +36,17 @@ def _invalid(knobs: RpropKnobs) -> tuple[Invalid, ...]:
 
 
 def _random_hparams(dialect: Dialect, rng: random.Random) -> dict[str, Any]:
-    return {
+    drawn = {
         "lr": rng.choice([0.01, 0.05, 0.1]),
         "eta_minus": rng.choice([0.5, 0.4]),
         "eta_plus": rng.choice([1.2, 1.3]),
         "step_min": rng.choice([1e-6, 1e-3]),
         "step_max": rng.choice([50.0, 0.3]),
     }
+    # Drawn last and only where exposed, so that the other dialects' cases keep their random stream.
+    if exposes(dialect, "weight_decay"):
+        drawn["weight_decay"] = rng.choice([0.0, 0.0, 0.01])
+    return drawn
 
 
 def _tiny_products(fmt: FloatFormat) -> tuple[float, float]:
@@ -138,6 +143,16 @@ def _edge_cases(d: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
             [[0.0, 1.0]],
             [[[1.0, -1.0]], [[1.0, 1.0]], [[-1.0, 1.0]]],
         )
+    if exposes(d, "weight_decay"):
+        yield edge(
+            d,
+            fmt,
+            ("WEIGHT_DECAY", "ZERO_GRADIENT"),
+            "weight_decay = 0.25: a zero gradient still moves theta away from 0, and p keeps the decayed gradient",
+            base | {"weight_decay": 0.25},
+            [[1.0, -2.0, 0.0]],
+            [[[0.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]], [[-1.0, 0.0, 0.0]]],
+        )
     yield from special_gradients(d, fmt, base)
     yield edge(
         d,
@@ -155,6 +170,8 @@ def _describe(d: Dialect) -> list[str]:
     lines = []
     if "maximize" in d.names.values():
         lines.append("g ← −g  (if maximize)")
+    if exposes(d, "weight_decay"):
+        lines.append("g ← g + fl(λ·θ)  (the decay term stored in the parameter format, then the sum)")
     test = "m = sign(fl(g·p))  (the product in the parameter format: it can underflow to 0)"
     if k.sign_test is SignTest.SIGNS:
         test = "m = sign(g)·sign(p)"
