@@ -166,6 +166,17 @@ def _edge_cases(d: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
             [[1.0, -1.0]],
             [[[0.5, -0.25]], [[1.0, 2.0]]],
         )
+    if exposes(d, a0) and d.defaults.get(a0) == 0.0:
+        # The default of 0 would hide an implementation that ignores the keyword: every other case leaves it at 0.
+        yield edge(
+            d,
+            fmt,
+            ("INITIAL_ACCUMULATOR",),
+            "initial accumulator 0.5 through its keyword (the default is 0)",
+            base | {a0: 0.5},
+            [[1.0, -2.0]],
+            [[[0.5, -1.0]], [[0.25, 0.5]]],
+        )
     if exposes(d, "momentum"):
         yield edge(
             d,

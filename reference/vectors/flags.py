@@ -63,6 +63,10 @@ FLAGS: dict[str, Note] = {
     "WEIGHT_DECAY": Note("Weight decay, coupled or decoupled as the dialect says."),
     "CLIPPING": Note("Gradient clipping by value, per-tensor norm or global norm, in the dialect's order."),
     "MAXIMIZE": Note("maximize=True: the gradient is negated first."),
+    "INITIAL_ACCUMULATOR": Note(
+        "The initial accumulator set by its keyword to a value other than the dialect's default of 0.",
+        "An optimizer that ignores initial_accumulator_value: with the default of 0 every other case passes.",
+    ),
     "MOMENTUM": Note("Momentum on the preconditioned gradient: the parameters keep moving on zero gradients."),
     "UPDATE_SLOTS_FALSE": Note("update_slots=False: the accumulator is used but never updated."),
     "NAN_GRADIENT": Note("A NaN gradient element, under the dialect's NaN policy."),

@@ -122,6 +122,28 @@ def test_a_torch_class_with_eps_inside_the_sqrt_fails_the_trajectory(pytester: p
     assert_misplaced_eps_fails(pytester, "my_torch_defect", source, "tc0044")
 
 
+TORCH_IGNORES_A0 = """
+    import torch
+    from conformance.adapters import TorchAdapter
+
+    class IgnoresInitialAccumulator(torch.optim.Adagrad):
+        '''torch's Adagrad, except that initial_accumulator_value is taken and dropped: the sum starts at 0.'''
+
+        def __init__(self, params, initial_accumulator_value=0.0, **kwargs):
+            super().__init__(params, initial_accumulator_value=0.0, **kwargs)
+
+    IMPLEMENTATIONS = [TorchAdapter(IgnoresInitialAccumulator, dialect="adagrad/torch")]
+"""
+
+
+def test_a_torch_class_that_ignores_the_initial_accumulator_fails_the_release_gate(pytester: pytest.Pytester) -> None:
+    """The default A0 of adagrad/torch is 0, so only the INITIAL_ACCUMULATOR case (tc0088 in float32) tells."""
+    pytest.importorskip("torch")
+    result = one_liner(pytester, "my_torch_a0", TORCH_IGNORES_A0, "--optconf-level=1", "-k", "float32 and trajectory")
+    assert_fails_with_a_diagnosis(result, "float32-tc0088: ")
+    assert result.parseoutcomes()["failed"] == 1
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Keras 3: slots made with add_variable
 
