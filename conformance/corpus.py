@@ -193,7 +193,7 @@ class Corpus:
 
 
 @functools.cache
-def _validator(case_only: bool) -> Callable[..., Any]:
+def _validator(case_only: bool) -> tuple[Callable[..., Any], type[Exception]]:
     """The packaged schema compiled to Python, once per process (about 0.1 s for the whole file, less for a case).
 
     fastjsonschema compiles a schema to source code and runs it, so the schema compiled is always the one shipped
@@ -205,18 +205,19 @@ def _validator(case_only: bool) -> Callable[..., Any]:
     schema = parse_json(read_regular(_packaged_root() / SCHEMA_NAME), SCHEMA_NAME)
     if case_only:
         schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/case"}
-    return fastjsonschema.compile(schema)
+    # The exception class travels with the validator: a caller that imported fastjsonschema anew (after a test
+    # harness dropped it from sys.modules) would otherwise catch another module's class and miss this one's.
+    return fastjsonschema.compile(schema), fastjsonschema.JsonSchemaValueException
 
 
 def _schema_violation(doc: Any, *, case_only: bool = False, prefix: str = "$") -> str | None:
     """The first schema violation, or None. `case_only` validates one test case (the schema's `$defs/case`), as
     `optconf explain --case-json` reads it."""
-    from fastjsonschema import JsonSchemaValueException
-
+    validate, violation = _validator(case_only)
     try:
-        _validator(case_only)(doc, name_prefix=prefix)
-    except JsonSchemaValueException as exc:
-        return str(exc.message)[:200]
+        validate(doc, name_prefix=prefix)
+    except violation as exc:
+        return str(getattr(exc, "message", exc))[:200]
     return None
 
 

@@ -350,25 +350,21 @@ SUBJECTS: list[Subject] = [
         "mutates the gradient it is given (negated in place for maximize)",
         "inputs_not_mutated",
     ),
+    _torch(
+        "torch_adagrad_ignores_initial_accumulator",
+        _AT,
+        "adagrad_torch:IgnoresInitialAccumulator",
+        "initial_accumulator_value ignored (the accumulator starts at 0)",
+        "trajectory",
+        dtypes=_ALL,
+    ),
 ]
 
 
 # Real defects that the level-1 corpus does not catch yet, each with what is missing. Not part of SUBJECTS (nor of
 # IMPLEMENTATIONS): they pass the level-1 run. tests/runner/test_mutation_score.py keeps each one as a strict xfail.
-GAPS: list[Subject] = [
-    _torch(
-        "torch_adagrad_ignores_initial_accumulator",
-        _AT,
-        "adagrad_torch:GapIgnoresInitialAccumulator",
-        "initial_accumulator_value ignored (the accumulator starts at 0)",
-        "trajectory",
-        dtypes=_ALL,
-        gap="no float32 or float64 level-1 adagrad/torch case has initial_accumulator_value != 0: the edges "
-        "take the default 0.0, and both RANDOM cases per format drew 0.0 (only float16 tc0014 and bfloat16 tc0034 "
-        "drew one; level 2 has float32 tc0056, tc0057, tc0059). Missing edge: a level-1 case with "
-        "initial_accumulator_value > 0 (e.g. 0.1) in every format.",
-    ),
-]
+# (None now: the last, a torch Adagrad ignoring initial_accumulator_value, is caught by the INITIAL_ACCUMULATOR case.)
+GAPS: list[Subject] = []
 
 
 def by_name(name: str) -> Subject:

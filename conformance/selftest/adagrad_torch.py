@@ -22,7 +22,7 @@ __all__ = [
     "EpsInsideSqrt",
     "EpsZeroReplaced",
     "Float32Accumulator",
-    "GapIgnoresInitialAccumulator",
+    "IgnoresInitialAccumulator",
     "MaximizeInPlace",
     "SelftestAdagrad",
     "StaleAccumulator",
@@ -270,15 +270,13 @@ class MaximizeInPlace(SelftestAdagrad):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Known gaps: real defects that the level-1 corpus does not catch yet (conformance.selftest.GAPS says which edge or
-# check is missing). They are not in SUBJECTS; tests/runner/test_mutation_score.py keeps each one as a strict xfail, so
-# that the corpus change that catches it fails the test until the class moves to SUBJECTS.
+# Once a known gap (conformance.selftest.GAPS): corpus 1.1.0's INITIAL_ACCUMULATOR case catches it at level 1.
 
 
-class GapIgnoresInitialAccumulator(SelftestAdagrad):
+class IgnoresInitialAccumulator(SelftestAdagrad):
     """Defect: `initial_accumulator_value` is accepted but ignored: the accumulator starts at 0.
 
-    Expected to be caught first by: `trajectory` (needs a level-1 case with initial_accumulator_value != 0).
+    Expected to be caught first by: `trajectory` (the level-1 INITIAL_ACCUMULATOR case).
     """
 
     def _init_state(self, p: Tensor, group: Mapping[str, Any]) -> None:

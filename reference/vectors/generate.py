@@ -200,10 +200,14 @@ def build(
     selection: Selection = Selection(),
     jobs: int = 2,
     progress: bool = True,
-    registry: tcids.Registry | None = None,
+    *,
+    registry: tcids.Registry | None,
 ) -> dict[str, bytes]:
-    """The selected dialect files as bytes, keyed by their path under vectors/, and the tcId registry after them
-    (`registry`, the committed one, gives every known case its id; without one, ids count from 1)."""
+    """The selected dialect files as bytes, keyed by their path under vectors/, and the tcId registry after them.
+
+    `registry` (required, so that no caller numbers cases by position by mistake) gives every registered case its
+    id; None starts a new corpus, whose ids count from 1.
+    """
     registry = {d: dict(ids) for d, ids in (registry or {}).items()}
     dialects = selection.dialects or tuple(DIALECTS)
     per_dialect = {d: selection.specs(d) for d in dialects}

@@ -3,11 +3,12 @@
 import itertools
 
 import numpy as np
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from conformance.tolerance import scaled_error
 from reference import DIALECTS, format_of, run
+from reference._arith import NumpyOps
 
 ADAGRAD = sorted(d for d in DIALECTS if d.startswith("adagrad/") and d != "adagrad/keras2")
 RPROP = sorted(d for d in DIALECTS if d.startswith("rprop/"))
@@ -53,13 +54,16 @@ def test_accumulator_never_decreases(dialect, dtype, case):
 @given(st.sampled_from(RPROP), DTYPES, trajectories(), st.floats(1e-4, 1.0), st.floats(1e-6, 1e-3), st.floats(1.0, 5.0))
 def test_step_sizes_stay_within_bounds(dialect, dtype, case, lr, lo, hi):
     d = DIALECTS[dialect]
-    names = {c: d.framework_name(c) for c in ("lr", "step_min", "step_max")}
-    if "step_sizes" in d.names:
-        hparams = {"lr": lr, "step_sizes": (lo, hi)}
-    else:
-        hparams = {names["lr"]: lr, names["step_min"]: lo, names["step_max"]: hi}
+    assume(not d.knobs.initial_step_within_bounds or lo <= lr <= hi)  # Paddle refuses Δ0 outside the bounds
+    hparams = d.framework_hparams({"lr": lr, "step_min": lo, "step_max": hi})
     fmt = format_of(dtype)
-    lo_f, hi_f, lr_f = (float(np.asarray(x, dtype=fmt.np_dtype)) for x in (lo, hi, lr))
+    ops = NumpyOps(fmt)
+
+    def stored(name: str, x: float) -> float:
+        """The bound as the dialect rounds it, then as a step size stores it."""
+        return float(np.asarray(float(d.knobs.rounding.exact_value(ops, name, x)), dtype=fmt.np_dtype))
+
+    lo_f, hi_f, lr_f = stored("step_min", lo), stored("step_max", hi), stored("lr", lr)
     for s in run_case(dialect, hparams, dtype, case):
         step_size = s.state[d.slots["step_size"]][0].astype(np.float64)
         assert np.all((step_size >= min(lo_f, lr_f)) & (step_size <= max(hi_f, lr_f)))

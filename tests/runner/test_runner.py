@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from support.corpus_copy import ROOT as CORPUS
 from support.runner_helpers import BROKEN, literal, write_manifest
 
 from reference import DIALECTS
@@ -176,9 +177,11 @@ def test_environment_variable_and_json_evidence(pytester, monkeypatch):
 def test_header_names_the_implementation_corpus_and_environment(pytester, monkeypatch):
     monkeypatch.setenv("OPTCONF_LEVEL", "1")
     result = run(pytester, "--impl=reference", "--collect-only")
+    manifest = json.loads((CORPUS / "MANIFEST.json").read_text())
+    version, cases = manifest["vectorSetVersion"], sum(f["numberOfTests"] for f in manifest["files"].values())
     result.stdout.fnmatch_lines(
         [
-            "optconf: --impl=reference, level 1, corpus 1.1.0 sha256:* (1009 cases of the claimed dialects)",
+            f"optconf: --impl=reference, level 1, corpus {version} sha256:* ({cases} cases of the claimed dialects)",
             "  reference: adagrad/keras2, *",
             "  environment: OPTCONF_LEVEL=1",
         ]
