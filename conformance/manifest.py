@@ -18,7 +18,7 @@ from typing import Any
 
 __all__ = ["SELECTOR_FIELDS", "Entry", "KnownFailure", "ManifestError", "diagnosis_of", "load_manifest"]
 
-SELECTOR_FIELDS = ("impl", "dialect", "dtype", "tcid", "flag", "check")
+SELECTOR_FIELDS = ("impl", "dialect", "dtype", "tcid", "flag", "check", "level")
 MODES = ("xfail", "skip", "tolerance")
 _OTHER_FIELDS = ("mode", "reason", "link", "k", "expect")
 
@@ -58,6 +58,10 @@ class Entry:
         """Whether a failure with this diagnosis is the one the entry records (any failure, without `expect`)."""
         return self.expect is None or self.expect.search(diagnosis) is not None
 
+    def beyond(self, level: int) -> bool:
+        """Whether the entry selects only cases above `level`, which a run at `level` never collects."""
+        return "level" in self.selector and all(int(p) > level for p in self.selector["level"])
+
     def describe(self) -> str:
         what = ", ".join(f"{k}={'|'.join(v)}" for k, v in self.selector.items())
         return f"{self.origin} [{what}] ({self.mode})"
@@ -92,6 +96,11 @@ def load_manifest(path: pathlib.Path) -> list[Entry]:
 
 def _patterns(origin: str, key: str, value: Any) -> tuple[str, ...]:
     values = value if isinstance(value, list) else [value]
+    if key == "level":
+        # A case's corpus level: an entry for level-2 cases selects nothing in a level-1 run, and is not stale there.
+        if not values or not all(v in (1, 2) and not isinstance(v, bool) for v in values):
+            raise ManifestError(f"{origin}: level must be 1, 2 or a list of them; got {value!r}")
+        return tuple(str(v) for v in values)
     if not values or not all(isinstance(v, str) and v for v in values):
         raise ManifestError(f"{origin}: {key} must be a non-empty string or a list of them; got {value!r}")
     return tuple(values)

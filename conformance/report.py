@@ -74,7 +74,8 @@ def _only_checks(entry: Entry, checks: set[str]) -> bool:
 def stale_entries(session: OptconfSession) -> list[Entry]:
     """Manifest entries that select nothing in the whole collection (whatever -k later deselects).
 
-    An entry aimed only at fuzzing is not stale in a run without --fuzz: it has nothing to select yet.
+    An entry aimed only at fuzzing is not stale in a run without --fuzz, nor one for level-2 cases in a level-1
+    run: each has nothing to select yet.
     """
     views = [
         view
@@ -83,8 +84,11 @@ def stale_entries(session: OptconfSession) -> list[Entry]:
         for view in (item.fuzz_views() if check == "fuzz" else [item.selector_view()])
     ]
     off = {"fuzz"} if not session.settings.fuzz else set()
+    level = session.settings.level
     return [
-        entry for entry in session.entries if not any(entry.matches(v) for v in views) and not _only_checks(entry, off)
+        entry
+        for entry in session.entries
+        if not any(entry.matches(v) for v in views) and not _only_checks(entry, off) and not entry.beyond(level)
     ]
 
 

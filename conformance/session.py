@@ -56,6 +56,7 @@ class Item:
             "tcid": f"tc{case.tc_id:04d}" if case else self.label,  # invalid_hparams: the refused setting
             "flags": list(case.flags) if case else [],
             "check": self.check,
+            "level": str(case.level) if case else "1",  # refused settings belong to the release gate
         }
 
     def fuzz_views(self) -> list[dict[str, Any]]:
