@@ -53,6 +53,7 @@ __all__ = [
     "check_state",
     "common_dtype",
     "dtype_name",
+    "fitted",
     "framework_kwargs",
     "json_config",
     "restore",
@@ -78,6 +79,21 @@ def check_arity(given: Sequence[Any], tensors: int, what: str) -> None:
     """Refuse a list of `what` (gradient, parameter) arrays whose length is not the number of parameter tensors."""
     if len(given) != tensors:
         raise ValueError(f"{len(given)} {what} arrays for {tensors} parameter tensors")
+
+
+def fitted(
+    values: Sequence[Any], shapes: Sequence[tuple[int, ...]], dtype: str | FloatFormat, what: str
+) -> list[np.ndarray]:
+    """`values` (set_state's parameters or slots) as arrays in the parameters' format: one per parameter, each of its
+    parameter's shape, refusing a wrong count, a wrong shape or a value the format would change."""
+    check_arity(values, len(shapes), what)
+    out = []
+    for index, (value, shape) in enumerate(zip(values, shapes, strict=True)):
+        array = np.asarray(value)
+        if array.shape != tuple(shape):
+            raise ValueError(f"{what}[{index}]: shape {array.shape} does not match the parameter's {tuple(shape)}")
+        out.append(restore(array, dtype))
+    return out
 
 
 def check_state(slots: Iterable[str], state: Mapping[str, Sequence[Any]], tensors: int) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import reference
 
 from ..adapter import Capabilities, LiveOptimizer
-from ..kit import carrier, check_arity, check_dialect, check_state, common_dtype, framework_kwargs, restore
+from ..kit import carrier, check_arity, check_dialect, check_state, common_dtype, fitted, framework_kwargs
 from ..kit import to_numpy as kit_to_numpy
 from ..registry import manifest_path
 
@@ -79,14 +79,7 @@ class MlxLive:
         self._grads: list[Any] | None = None
 
     def _arrays(self, values: Sequence[Any], what: str) -> list[Any]:
-        check_arity(values, len(self._shapes), what)
-        out = []
-        for index, (value, shape) in enumerate(zip(values, self._shapes, strict=True)):
-            array = np.asarray(value)
-            if array.shape != shape:
-                raise ValueError(f"{what}[{index}]: shape {array.shape} does not match the parameter's {shape}")
-            out.append(to_mlx(restore(array, self._format)))
-        return out
+        return [to_mlx(array) for array in fitted(values, self._shapes, self._format, what)]
 
     def step(self, grads: Sequence[np.ndarray], loss: float | None = None) -> None:
         del loss  # Adagrad takes no loss

@@ -55,7 +55,7 @@ import numpy as np
 import reference
 
 from ..adapter import Capabilities, LiveOptimizer
-from ..kit import carrier, check_arity, check_dialect, common_dtype, restore
+from ..kit import carrier, check_arity, check_dialect, common_dtype, fitted
 from ..kit import to_numpy as kit_to_numpy
 
 __all__ = [
@@ -297,14 +297,7 @@ class OptaxLive:
         return self._state
 
     def _arrays(self, values: Sequence[Any], what: str) -> list[Any]:
-        check_arity(values, len(self._shapes), what)
-        out = []
-        for index, (value, shape) in enumerate(zip(values, self._shapes, strict=True)):
-            array = np.asarray(value)
-            if array.shape != shape:
-                raise ValueError(f"{what}[{index}]: shape {array.shape} does not match the parameter's {shape}")
-            out.append(to_array(restore(array, self._format)))
-        return out
+        return [to_array(array) for array in fitted(values, self._shapes, self._format, what)]
 
     def step(self, grads: Sequence[np.ndarray], loss: float | None = None) -> None:
         del loss  # no optax transformation in scope takes a loss

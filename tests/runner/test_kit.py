@@ -214,3 +214,17 @@ def test_json_config_keeps_non_finite_numbers():
 def test_json_config_names_what_does_not_serialise():
     with pytest.raises(TypeError, match=r"not JSON-serialisable: .*ndarray"):
         json_config({"lr": np.array([0.1, 0.2])})
+
+
+def test_fitted_gives_arrays_of_the_parameters_shapes_in_their_format() -> None:
+    from conformance.kit import fitted
+
+    got = fitted([[1.0, 2.0], 0.5], [(2,), ()], "float16", "slot 'sum'")
+    assert [a.dtype.name for a in got] == ["float16", "float16"] and got[0].tolist() == [1.0, 2.0]
+    for values, message in (
+        ([[1.0, 2.0]], r"1 slot 'sum' arrays for 2 parameter tensors"),
+        ([[1.0], 0.5], r"slot 'sum'\[0\]: shape \(1,\) does not match the parameter's \(2,\)"),
+        ([[1.0, 0.1], 0.5], r"not exactly representable in float16"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            fitted(values, [(2,), ()], "float16", "slot 'sum'")
