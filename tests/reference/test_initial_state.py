@@ -111,27 +111,9 @@ def test_every_familys_given_state_cases_run_in_every_format(dialect_id: str) ->
         assert specs, dialect_id
         for spec in specs:
             assert "INITIAL_STATE" in spec.flags and spec.initial_state and spec.level == 1
-            given = run(
-                dialect_id,
-                spec.hparams,
-                dtype,
-                spec.params,
-                spec.grads,
-                spec.losses,
-                initial_count=spec.initial_count,
-                initial_state=spec.initial_state,
-                evaluator="numpy",
-            )
-            built = run(
-                dialect_id,
-                spec.hparams,
-                dtype,
-                spec.params,
-                spec.grads,
-                spec.losses,
-                initial_count=spec.initial_count,
-                evaluator="numpy",
-            )
+            inputs = (dialect_id, spec.hparams, dtype, spec.params, spec.grads, spec.losses)
+            given = run(*inputs, initial_count=spec.initial_count, initial_state=spec.initial_state, evaluator="numpy")
+            built = run(*inputs, initial_count=spec.initial_count, evaluator="numpy")
             assert _bits(given[0].params) != _bits(built[0].params)
 
 
