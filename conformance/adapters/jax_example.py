@@ -19,7 +19,6 @@ training loop does: 0 on the first step, then the number of completed updates. A
 
 from __future__ import annotations
 
-import json
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,6 +30,7 @@ import reference
 from ..adapter import Capabilities, LiveOptimizer
 from ..kit import check_arity, check_dialect, check_state, common_dtype, fitted, framework_kwargs
 from ..registry import manifest_path
+from ._pytree_files import load_leaves, save_leaves
 from .optax import to_array, to_numpy, x64_scope
 
 __all__ = ["DIALECT", "JaxExampleAdapter", "JaxExampleLive", "subjects"]
@@ -41,7 +41,10 @@ _DTYPES = ("float16", "bfloat16", "float32", "float64")
 _SLOTS = ("g_sq", "m")
 STATE_FILE = "jax_example_state.npz"
 LAYOUT_FILE = "jax_example_state.json"
-_LAYOUT_VERSION = 1
+
+
+def _files(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    return pathlib.Path(directory) / STATE_FILE, pathlib.Path(directory) / LAYOUT_FILE
 
 
 def _modules() -> tuple[Any, Any]:
@@ -118,36 +121,13 @@ class JaxExampleLive:
 
     def save(self, directory: pathlib.Path) -> None:
         jax, _ = _modules()
-        leaves, treedef = jax.tree_util.tree_flatten(self._state)
-        arrays, layout = {}, []
-        for index, leaf in enumerate(leaves):
-            value = np.asarray(leaf)
-            layout.append({"dtype": value.dtype.name, "shape": list(value.shape)})
-            arrays[f"leaf{index}"] = np.frombuffer(value.tobytes(order="C"), dtype=np.uint8)
-        directory = pathlib.Path(directory)
-        # mypy matches the ** names against savez's `allow_pickle: bool` too; they are leaf0, leaf1, ...
-        np.savez(directory / STATE_FILE, **arrays)  # type: ignore[arg-type]
-        document = {"version": _LAYOUT_VERSION, "dtype": self._dtype, "i": self._i, "treedef": str(treedef)}
-        (directory / LAYOUT_FILE).write_text(json.dumps(document | {"leaves": layout}, indent=1), encoding="utf-8")
+        save_leaves(jax, self._state, _files(directory), {"dtype": self._dtype, "i": self._i})
 
     def _load(self, directory: pathlib.Path) -> None:
         """Put what `save` wrote into this fresh optimizer, refusing any other structure or format."""
         jax, _ = _modules()
-        directory = pathlib.Path(directory)
-        document = json.loads((directory / LAYOUT_FILE).read_text(encoding="utf-8"))
-        leaves, treedef = jax.tree_util.tree_flatten(self._state)
-        if document.get("version") != _LAYOUT_VERSION or document.get("dtype") != self._dtype:
-            raise ValueError(f"{directory}: saved for {document.get('dtype')}, version {document.get('version')}")
-        if document["treedef"] != str(treedef) or len(document["leaves"]) != len(leaves):
-            raise ValueError(f"{directory}: the saved state is {document['treedef']}, this one is {treedef}")
-        loaded = []
-        with np.load(directory / STATE_FILE, allow_pickle=False) as saved, x64_scope(self._dtype):
-            for index, (leaf, spec) in enumerate(zip(leaves, document["leaves"], strict=True)):
-                dtype = np.dtype(spec["dtype"])
-                if dtype != leaf.dtype or tuple(spec["shape"]) != tuple(leaf.shape):
-                    raise ValueError(f"{directory}: leaf {index} is {spec}, this state's is {leaf.dtype}{leaf.shape}")
-                loaded.append(to_array(saved[f"leaf{index}"].view(dtype).reshape(spec["shape"])))
-            self._state = jax.tree_util.tree_unflatten(treedef, loaded)
+        with x64_scope(self._dtype):
+            self._state, document = load_leaves(jax, self._state, _files(directory), {"dtype": self._dtype}, to_array)
         self._i = int(document["i"])
 
 

@@ -44,7 +44,6 @@ do not compile again.
 from __future__ import annotations
 
 import contextlib
-import json
 import pathlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ import reference
 from ..adapter import Capabilities, LiveOptimizer
 from ..kit import carrier, check_arity, check_dialect, common_dtype, fitted
 from ..kit import to_numpy as kit_to_numpy
+from ._pytree_files import load_leaves, save_leaves
 
 __all__ = [
     "MANIFEST",
@@ -89,7 +89,10 @@ OPTAX_FIELDS: Mapping[str, str] = {"sum_of_squares": "accumulator", "step_sizes"
 MANIFEST = pathlib.Path(__file__).resolve().parent.parent / "manifests" / "optax.toml"
 STATE_FILE = "optax_state.npz"
 LAYOUT_FILE = "optax_state.json"
-_LAYOUT_VERSION = 1
+
+
+def _files(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    return pathlib.Path(directory) / STATE_FILE, pathlib.Path(directory) / LAYOUT_FILE
 
 
 def _jax() -> tuple[Any, Any]:
@@ -371,38 +374,13 @@ class OptaxLive:
 
     def save(self, directory: pathlib.Path) -> None:
         jax, _ = _jax()
-        leaves, treedef = jax.tree_util.tree_flatten(self._state)
-        arrays = {}
-        layout = []
-        for index, leaf in enumerate(leaves):
-            value = np.asarray(leaf)
-            layout.append({"dtype": value.dtype.name, "shape": list(value.shape)})
-            arrays[f"leaf{index}"] = np.frombuffer(value.tobytes(order="C"), dtype=np.uint8)
-        directory = pathlib.Path(directory)
-        # mypy matches the ** names against savez's `allow_pickle: bool` too; they are leaf0, leaf1, ...
-        np.savez(directory / STATE_FILE, **arrays)  # type: ignore[arg-type]
-        document = {"version": _LAYOUT_VERSION, "dtype": self._dtype, "treedef": str(treedef), "leaves": layout}
-        (directory / LAYOUT_FILE).write_text(json.dumps(document, indent=1), encoding="utf-8")
+        save_leaves(jax, self._state, _files(directory), {"dtype": self._dtype})
 
     def _load(self, directory: pathlib.Path) -> None:
         """Put the leaves that `save` wrote into this (fresh) optimizer's state, refusing any other structure."""
         jax, _ = _jax()
-        directory = pathlib.Path(directory)
-        document = json.loads((directory / LAYOUT_FILE).read_text(encoding="utf-8"))
-        leaves, treedef = jax.tree_util.tree_flatten(self._state)
-        if document.get("version") != _LAYOUT_VERSION or document.get("dtype") != self._dtype:
-            raise ValueError(f"{directory}: saved for {document.get('dtype')}, version {document.get('version')}")
-        if document["treedef"] != str(treedef) or len(document["leaves"]) != len(leaves):
-            raise ValueError(f"{directory}: the saved state is {document['treedef']}, this one is {treedef}")
-        loaded = []
-        with np.load(directory / STATE_FILE, allow_pickle=False) as saved, self.x64():
-            for index, (leaf, spec) in enumerate(zip(leaves, document["leaves"], strict=True)):
-                dtype = np.dtype(spec["dtype"])
-                if dtype != leaf.dtype or tuple(spec["shape"]) != tuple(leaf.shape):
-                    raise ValueError(f"{directory}: leaf {index} is {spec}, this state's is {leaf.dtype}{leaf.shape}")
-                value = saved[f"leaf{index}"].view(dtype).reshape(spec["shape"])
-                loaded.append(to_array(value))
-            self._state = jax.tree_util.tree_unflatten(treedef, loaded)
+        with self.x64():
+            self._state, _ = load_leaves(jax, self._state, _files(directory), {"dtype": self._dtype}, to_array)
 
 
 # ---------------------------------------------------------------------------------------------------------------
