@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -129,6 +130,7 @@ def redraw(spec: CaseSpec) -> CaseSpec:
 
 
 def _structural(d: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
+    yield from _aliases_together(d, fmt)
     yield edge(
         d,
         fmt,
@@ -138,6 +140,23 @@ def _structural(d: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
         [np.zeros((0,)), [1.0, -1.0]],
         [[np.zeros((0,)), [0.5, -0.25]], [np.zeros((0,)), [-1.0, 1.0]]],
     )
+
+
+def _aliases_together(d: Dialect, fmt: FloatFormat) -> Iterator[CaseSpec]:
+    """Each keyword the framework prefers, given together with an alias of it: the preferred one's value applies."""
+    for winner in sorted(d.alias_winners):
+        target = d.names[winner]
+        for other in (n for n, t in d.names.items() if t == target and n != winner):
+            case = edge(
+                d,
+                fmt,
+                ("ALIASES",),
+                f"{other}=0.5 and {winner}=0.1 given together: {winner} applies",
+                {},
+                [[1.0, -2.0]],
+                [[[0.5, -1.0]], [[0.25, 0.5]]],
+            )
+            yield replace(case, hparams=case.hparams | {other: 0.5, winner: 0.1})
 
 
 def catalogue(dialect_id: str, dtype: str) -> list[CaseSpec]:

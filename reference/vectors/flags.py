@@ -63,6 +63,11 @@ FLAGS: dict[str, Note] = {
     "WEIGHT_DECAY": Note("Weight decay, coupled or decoupled as the dialect says."),
     "CLIPPING": Note("Gradient clipping by value, per-tensor norm or global norm, in the dialect's order."),
     "MAXIMIZE": Note("maximize=True: the gradient is negated first."),
+    "ALIASES": Note(
+        "Two keywords of one hyperparameter given together, with different values: the one the framework prefers "
+        "applies (tf_keras's legacy optimizers read `lr` over `learning_rate`).",
+        "An optimizer that takes whichever alias comes last, or silently drops one.",
+    ),
     "INITIAL_ACCUMULATOR": Note(
         "The initial accumulator set by its keyword to a value other than the dialect's default of 0.",
         "An optimizer that ignores initial_accumulator_value: with the default of 0 every other case passes.",
