@@ -239,7 +239,7 @@ def invalid_settings(dialect: reference.Dialect) -> list[InvalidSetting]:
     """
     out = []
     candidates = dialect.family.invalid(dialect.knobs)  # the family's record says which values are out of range
-    exposed = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
+    exposed = dialect.exposed
     for canonical, bad, good in candidates:
         alongside = dict(dialect.family.alongside.get(canonical, {}))
         if not {canonical, *alongside} <= exposed:

@@ -94,8 +94,7 @@ HPARAM_EDGES: list[dict[str, Any]] = [
 
 def exposed(dialect: reference.Dialect, canonical: dict[str, Any]) -> dict[str, Any]:
     """An edge in the dialect's own names, or none where the dialect lacks one of its knobs."""
-    names = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
-    if not set(canonical) <= names:
+    if not set(canonical) <= dialect.exposed:
         return {}
     return dialect.framework_hparams(canonical)
 

@@ -156,7 +156,7 @@ def framework_kwargs(
     for name in hparams:
         target = dialect.names.get(name)
         given_targets.update(target if isinstance(target, tuple) else (target,) if target else ())
-    exposed = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
+    exposed = dialect.exposed
     # A default the dialect has no keyword for (keras2's initial accumulator) is fixed, not passed.
     unset = {t: v for t, v in dialect.defaults.items() if t in exposed and t not in given_targets}
     family = {f.name: f.default for f in fields(dialect.family.hparams_type) if f.default is not MISSING}

@@ -93,8 +93,7 @@ def fit(
 def _keywords(dialect: reference.Dialect, canonical: Mapping[str, Any]) -> dict[str, Any]:
     """Canonical values -> the dialect's keywords. A value the dialect has no keyword for is refused unless it is
     the value the dialect fixes anyway (keras2's initial accumulator of 0)."""
-    exposed = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
-    fixed = {k for k in canonical if k not in exposed and dialect.defaults.get(k) == canonical[k]}
+    fixed = {k for k in canonical if k not in dialect.exposed and dialect.defaults.get(k) == canonical[k]}
     return dialect.framework_hparams({k: v for k, v in canonical.items() if k not in fixed})
 
 
@@ -181,7 +180,7 @@ def _differences(
             else:
                 matters = tried(a, {**given, name: db}) if db is not None else Matters.UNTRIED
             yield Difference("default", name, _shown(da), _shown(db), matters)
-    for name in sorted(_exposed(a) | _exposed(b)):
+    for name in sorted(a.exposed | b.exposed):
         ka, kb = _keyword(a, name), _keyword(b, name)
         if ka != kb:
             yield Difference("keyword", name, ka, kb, Matters.NAMING)
@@ -197,10 +196,6 @@ def _differences(
     ):
         if va != vb:
             yield Difference(aspect, aspect, va, vb, Matters.NAMING if aspect == "counter" else Matters.ACCEPTS)
-
-
-def _exposed(dialect: reference.Dialect) -> set[str]:
-    return {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
 
 
 def _keyword(dialect: reference.Dialect, canonical: str) -> str:

@@ -33,7 +33,7 @@ def _knob_value(value: Any) -> str:
 
 def dialect_markdown(d: Dialect) -> str:
     lines = d.family.describe(d)
-    exposed = {t for v in d.names.values() for t in (v if isinstance(v, tuple) else (v,))}
+    exposed = d.exposed
     defaults = ", ".join(
         f"`{d.framework_name(name)}`={value!r}" for name, value in d.defaults.items() if name in exposed
     )

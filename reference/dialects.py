@@ -57,6 +57,11 @@ class Dialect:
         return FAMILIES[self.id.split("/")[0]]
 
     @property
+    def exposed(self) -> frozenset[str]:
+        """The canonical hyperparameters the framework has a keyword for (each of a pair's two)."""
+        return frozenset(t for v in self.names.values() for t in (v if isinstance(v, tuple) else (v,)))
+
+    @property
     def reported_slots(self) -> tuple[str, ...]:
         """The slots a trajectory reports, by framework name: the per-tensor slots, then the loss slot if kept."""
         return (*self.slots.values(), *((LOSS_SLOT,) if self.keeps_loss else ()))
@@ -113,8 +118,7 @@ class Dialect:
                     out[name] = [canonical.get(t, self.defaults.get(t)) for t in target]
             elif target in canonical and self.framework_name(target) == name:
                 out[name] = canonical[target]
-        exposed = {t for v in self.names.values() for t in (v if isinstance(v, tuple) else (v,))}
-        unknown = sorted(set(canonical) - exposed)
+        unknown = sorted(set(canonical) - self.exposed)
         if unknown:
             raise ValueError(f"{self.id} has no hyperparameter for {', '.join(unknown)}")
         return out

@@ -15,10 +15,16 @@ __all__ = ["load_leaves", "save_leaves"]
 _LAYOUT_VERSION = 1
 
 
-def save_leaves(jax: Any, state: Any, files: tuple[pathlib.Path, pathlib.Path], header: Mapping[str, Any]) -> None:
-    """`state`'s leaves into `files` (the .npz, the layout JSON), with `header` (the format, a counter) in the
-    layout. Leaves are stored as raw bytes, so every format (bfloat16 included) round-trips bit for bit."""
-    arrays_file, layout_file = files
+def _files(directory: pathlib.Path, stem: str) -> tuple[pathlib.Path, pathlib.Path]:
+    """The leaves' .npz and the layout's JSON, named `stem` in `directory`."""
+    return pathlib.Path(directory) / f"{stem}.npz", pathlib.Path(directory) / f"{stem}.json"
+
+
+def save_leaves(jax: Any, state: Any, directory: pathlib.Path, stem: str, header: Mapping[str, Any]) -> None:
+    """`state`'s leaves into `directory` (STEM.npz, and the layout in STEM.json), with `header` (the format, a
+    counter) in the layout. Leaves are stored as raw bytes, so every format (bfloat16 included) round-trips bit
+    for bit."""
+    arrays_file, layout_file = _files(directory, stem)
     leaves, treedef = jax.tree_util.tree_flatten(state)
     arrays, layout = {}, []
     for index, leaf in enumerate(leaves):
@@ -34,13 +40,14 @@ def save_leaves(jax: Any, state: Any, files: tuple[pathlib.Path, pathlib.Path], 
 def load_leaves(
     jax: Any,
     like: Any,
-    files: tuple[pathlib.Path, pathlib.Path],
+    directory: pathlib.Path,
+    stem: str,
     header: Mapping[str, Any],
     to_array: Callable[[np.ndarray], Any],
 ) -> tuple[Any, dict[str, Any]]:
     """The state `save_leaves` wrote, shaped like the fresh state `like`, and the saved layout document. Refuses
     another version, another `header` (the format), another tree or a leaf of another dtype or shape."""
-    arrays_file, layout_file = files
+    arrays_file, layout_file = _files(directory, stem)
     where = layout_file.parent
     document = json.loads(layout_file.read_text(encoding="utf-8"))
     leaves, treedef = jax.tree_util.tree_flatten(like)

@@ -39,12 +39,7 @@ DIALECT = "adagrad/jax-example"
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
 # Each per-parameter state (x, g_sq, m): the slot name of each position after the parameter x.
 _SLOTS = ("g_sq", "m")
-STATE_FILE = "jax_example_state.npz"
-LAYOUT_FILE = "jax_example_state.json"
-
-
-def _files(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
-    return pathlib.Path(directory) / STATE_FILE, pathlib.Path(directory) / LAYOUT_FILE
+STATE_FILES = "jax_example_state"  # the saved state: its .npz (the leaves) and its .json (the layout)
 
 
 def _modules() -> tuple[Any, Any]:
@@ -121,13 +116,15 @@ class JaxExampleLive:
 
     def save(self, directory: pathlib.Path) -> None:
         jax, _ = _modules()
-        save_leaves(jax, self._state, _files(directory), {"dtype": self._dtype, "i": self._i})
+        save_leaves(jax, self._state, directory, STATE_FILES, {"dtype": self._dtype, "i": self._i})
 
     def _load(self, directory: pathlib.Path) -> None:
         """Put what `save` wrote into this fresh optimizer, refusing any other structure or format."""
         jax, _ = _modules()
         with x64_scope(self._dtype):
-            self._state, document = load_leaves(jax, self._state, _files(directory), {"dtype": self._dtype}, to_array)
+            self._state, document = load_leaves(
+                jax, self._state, directory, STATE_FILES, {"dtype": self._dtype}, to_array
+            )
         self._i = int(document["i"])
 
 

@@ -87,12 +87,7 @@ OPTAX_KEYWORDS: Mapping[str, str] = {
 # the previous signed step, not any slot of a dialect that claims it.
 OPTAX_FIELDS: Mapping[str, str] = {"sum_of_squares": "accumulator", "step_sizes": "step_size"}
 MANIFEST = pathlib.Path(__file__).resolve().parent.parent / "manifests" / "optax.toml"
-STATE_FILE = "optax_state.npz"
-LAYOUT_FILE = "optax_state.json"
-
-
-def _files(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
-    return pathlib.Path(directory) / STATE_FILE, pathlib.Path(directory) / LAYOUT_FILE
+STATE_FILES = "optax_state"  # the saved state: optax_state.npz (leaves) and optax_state.json (layout)
 
 
 def _jax() -> tuple[Any, Any]:
@@ -374,13 +369,13 @@ class OptaxLive:
 
     def save(self, directory: pathlib.Path) -> None:
         jax, _ = _jax()
-        save_leaves(jax, self._state, _files(directory), {"dtype": self._dtype})
+        save_leaves(jax, self._state, directory, STATE_FILES, {"dtype": self._dtype})
 
     def _load(self, directory: pathlib.Path) -> None:
         """Put the leaves that `save` wrote into this (fresh) optimizer's state, refusing any other structure."""
         jax, _ = _jax()
         with self.x64():
-            self._state, _ = load_leaves(jax, self._state, _files(directory), {"dtype": self._dtype}, to_array)
+            self._state, _ = load_leaves(jax, self._state, directory, STATE_FILES, {"dtype": self._dtype}, to_array)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ class CaseSpec:
 
 
 def exposes(dialect: Dialect, canonical: str) -> bool:
-    return any(canonical == t or (isinstance(t, tuple) and canonical in t) for t in dialect.names.values())
+    return canonical in dialect.exposed
 
 
 def named_hparams(dialect: Dialect, canonical: dict[str, Any]) -> dict[str, Any]:

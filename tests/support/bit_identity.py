@@ -76,7 +76,7 @@ def inputs(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) ->
 
 def hparams_variants(dialect: reference.Dialect) -> list[dict[str, Any]]:
     """Defaults, and settings that reach the clamps and clips (where the dialect exposes them)."""
-    exposed = {t for v in dialect.names.values() for t in (v if isinstance(v, tuple) else (v,))}
+    exposed = dialect.exposed
     tight: dict[str, Any] = dict(dialect.family.stress_hparams)
     if "maximize" in exposed:
         tight["maximize"] = True
