@@ -30,14 +30,18 @@ def _value_text(x: Any, fmt: FloatFormat) -> str:
     return f"{bits_to_hex(x, fmt)} ({decimal_string(x, 21)})"
 
 
-def compare(ctx: Context, step: int, got: StepResult, want: ExpectedStep, outcome: Outcome) -> None:
+def compare(
+    ctx: Context, step: int, got: StepResult, want: ExpectedStep, outcome: Outcome, *, forced: bool = False
+) -> None:
     """Every value of one step, parameters first, then each of the dialect's slots; raises on the first divergence.
 
     The counter and any extra slots are the counter check's concern, not this one: a framework that keeps no
     counter still has every number compared. A slot the dialect keeps but the implementation does not report
-    cannot be compared, and that is a divergence here.
+    cannot be compared, and that is a divergence here. `forced`: the implementation was handed the previous
+    step's stored state, so the bound is S of this step alone, not S accumulated over the trajectory.
     """
     fmt = ctx.fmt
+    scales = want.step_scales if forced else want.scales
     for quantity, wanted in quantities(want):
         gotten = got.params if quantity == "params" else got.state.get(quantity)
         if gotten is None:
@@ -53,8 +57,8 @@ def compare(ctx: Context, step: int, got: StepResult, want: ExpectedStep, outcom
             where = f"{quantity}[{tensor}] at step {step}"
             if g.dtype != fmt.np_dtype or g.shape != w.shape:
                 raise ctx.fail(f"{where} is {g.dtype}{list(g.shape)}, but should be {w.dtype}{list(w.shape)}", outcome)
-            scales = (want.scales.get(quantity) or [np.zeros(w.shape)])[tensor]
-            _compare_values(ctx, where, step, tensor, g, w, scales, ctx.bound(quantity), want, outcome)
+            scale = scales[quantity][tensor]
+            _compare_values(ctx, where, step, tensor, g, w, scale, ctx.bound(quantity), want, outcome, forced)
 
 
 def _compare_values(
@@ -68,6 +72,7 @@ def _compare_values(
     bound: Bound,
     expected: ExpectedStep,
     outcome: Outcome,
+    forced: bool,
 ) -> None:
     fmt = ctx.fmt
     if got.size == 0 or np.array_equal(got.view(fmt.uint_dtype), want.view(fmt.uint_dtype)):
@@ -77,6 +82,7 @@ def _compare_values(
     finite = np.isfinite(want.astype(np.float64))
     if finite.any():
         outcome.worst_ulp = max(outcome.worst_ulp, int(np.where(finite, ulps, 0).max()))
+        outcome.worst_k = max(outcome.worst_k, float(np.where(finite & ~judged.special, judged.needed, 0.0).max()))
     if not judged.outside.any():
         return
     index = tuple(int(i) for i in np.argwhere(judged.outside)[0])
@@ -86,7 +92,7 @@ def _compare_values(
         "the special-value class differs (NaN, inf and the sign of zero are exact)"
         if judged.special[index]
         else f"{ulps[index]} ulp; |error| = {abs(float(g) - float(w)):.3g} > {bound.k:g}·u·S + tiny = {allowed:.3g} "
-        f"(S = {s:.5g}; k = {bound.k:g}: {bound.source})"
+        f"(S = {s:.5g}{' of this step alone' if forced else ''}; k = {bound.k:g}: {bound.source})"
     )
     message = f"{where}, element {list(index)}: got {_value_text(g, fmt)}, expected {_value_text(w, fmt)}; {detail}"
     branches = expected.branches

@@ -27,6 +27,7 @@ class Outcome:
     """What a passing or failing check measured, for the evidence report."""
 
     worst_ulp: int = 0
+    worst_k: float = 0.0  # the largest k a compared finite element needed (`tolerance.scaled_error`)
     first_divergence: str | None = None
     notes: list[str] = field(default_factory=list)
 

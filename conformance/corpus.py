@@ -81,7 +81,8 @@ class ExpectedStep:
     params: list[np.ndarray]
     state: dict[str, list[np.ndarray]]
     count: int | None
-    scales: dict[str, list[np.ndarray]]  # "params" and each slot name
+    scales: dict[str, list[np.ndarray]]  # "params" and each slot name: S over the trajectory (free running)
+    step_scales: dict[str, list[np.ndarray]]  # S of this step alone, from the previous stored state (teacher forcing)
     branches: list[np.ndarray] | None
 
 
@@ -156,20 +157,21 @@ class Case:
         return _read_only(value)
 
     def _expected_step(self, data: dict[str, Any]) -> ExpectedStep:
-        scales = {"params": [_scales(t) for t in data["params"]]}
-        scales |= {name: [_scales(t) for t in ts] for name, ts in data["state"].items()}
+        records = {"params": data["params"]} | data["state"]
         branches = data.get("branches")
         return ExpectedStep(
             params=[self._tensor(t) for t in data["params"]],
             state={name: [self._tensor(t) for t in ts] for name, ts in data["state"].items()},
             count=data["count"],
-            scales=scales,
+            scales={name: [_scales(t, "scale") for t in ts] for name, ts in records.items()},
+            step_scales={name: [_scales(t, "stepScale") for t in ts] for name, ts in records.items()},
             branches=None if branches is None else [_read_only(np.asarray(b, dtype=np.int8)) for b in branches],
         )
 
 
-def _scales(data: dict[str, Any]) -> np.ndarray:
-    return _read_only(np.array([float(x) for x in data["scale"]], dtype=np.float64).reshape(data["shape"]))
+def _scales(data: dict[str, Any], field_name: str) -> np.ndarray:
+    values = np.array([float(x) for x in data[field_name]], dtype=np.float64)
+    return _read_only(values.reshape(data["shape"]))
 
 
 def _read_only(value: Any) -> Any:
@@ -512,8 +514,9 @@ def _tensor_problems(case: Case) -> list[str]:
         except ValueError as exc:
             found.append(f"{where}: {exc}")
             continue
-        if expected and len(data["scale"]) != count:
-            found.append(f"{where}: {len(data['scale'])} scale values for shape {data['shape']}")
+        for field_name in ("scale", "stepScale") if expected else ():
+            if len(data[field_name]) != count:
+                found.append(f"{where}: {len(data[field_name])} {field_name} values for shape {data['shape']}")
     return found
 
 

@@ -66,7 +66,14 @@ def _run(request: pytest.FixtureRequest, item: Item) -> None:
         _judged(request, lambda: CHECKS[item.check](ctx, outcome, session.case_cache(item.adapter, case)))
     finally:
         request.node.user_properties.append(
-            ("optconf_outcome", {"worst_ulp": outcome.worst_ulp, "first_divergence": outcome.first_divergence})
+            (
+                "optconf_outcome",
+                {
+                    "worst_ulp": outcome.worst_ulp,
+                    "worst_k": round(outcome.worst_k, 4),
+                    "first_divergence": outcome.first_divergence,
+                },
+            )
         )
 
 

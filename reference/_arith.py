@@ -21,10 +21,11 @@ from typing import Any, Protocol
 
 import mpmath
 import numpy as np
+from mpmath import libmp
 
 from ._numerics import FloatFormat, round_mpf
 
-__all__ = ["NumpyOps", "Ops", "OracleOps", "Tracked"]
+__all__ = ["NumpyOps", "Ops", "OracleOps", "Tracked", "given_exactly"]
 
 _ZERO = mpmath.mpf(0)
 
@@ -66,14 +67,19 @@ class Tracked:
 
     __slots__ = ("e", "neg", "v")
 
+    # Read from mpf's raw (sign, mantissa, exponent, bits) tuple rather than by comparisons: every operation of the
+    # oracle builds a Tracked and asks for signs, and mpf comparisons were a tenth of the corpus's generation time.
     def __init__(self, v: mpmath.mpf, e: mpmath.mpf = _ZERO, neg: bool = False) -> None:
         self.v = v
-        self.e = e if _finite(v) else _ZERO
-        self.neg = bool(neg) if v == 0 else False
+        raw = v._mpf_
+        zero = raw == libmp.fzero
+        special = not raw[1] and not zero  # inf, -inf and NaN: mantissa 0, a marker exponent
+        self.e = _ZERO if special else e
+        self.neg = bool(neg) if zero else False
 
     @property
     def signbit(self) -> bool:
-        return self.v < 0 or (self.v == 0 and self.neg)
+        return bool(self.v._mpf_[0]) or self.neg  # the sign of a negative value and of -inf; neg: of a zero
 
     def __repr__(self) -> str:
         return f"Tracked({mpmath.nstr(self.v, 12)}, e={mpmath.nstr(self.e, 3)})"
@@ -141,6 +147,29 @@ class Tracked:
         return bool(self.v >= _lift(other).v)
 
 
+def given_exactly(x: Any) -> Any:
+    """The same values with error scale 0, as an implementation holds them when they are handed to it exactly.
+
+    Maps every `Tracked` inside lists, tuples, object arrays and NamedTuples (a family state); anything else is
+    kept.
+    Teacher forcing hands an implementation the stored state of step t - 1, so one step from this copy gives the
+    error scale of that step alone (CONFORMANCE.md, "Tolerance").
+    """
+    if isinstance(x, Tracked):
+        return Tracked(x.v, _ZERO, x.neg)
+    if isinstance(x, np.ndarray) and x.dtype == object:
+        out = np.empty(x.shape, dtype=object)
+        for index, item in np.ndenumerate(x):
+            out[index] = given_exactly(item)
+        return out
+    if isinstance(x, list):
+        return [given_exactly(item) for item in x]
+    if isinstance(x, tuple):
+        values = [given_exactly(item) for item in x]
+        return type(x)(*values) if hasattr(x, "_fields") else tuple(values)
+    return x
+
+
 def _lift(x: Any) -> Tracked:
     if isinstance(x, Tracked):
         return x
@@ -153,6 +182,7 @@ class Ops(Protocol):
     fmt: FloatFormat
 
     def const(self, value: mpmath.mpf | float) -> Any: ...
+    def hyperparameter(self, value: mpmath.mpf | float) -> Any: ...
     def array(self, values: np.ndarray) -> Any: ...
     def store(self, x: Any) -> Any: ...
     def round_to_format(self, x: Any) -> Any: ...
@@ -191,6 +221,14 @@ class OracleOps:
 
     def const(self, value: mpmath.mpf | float) -> Tracked:
         return _lift(value)
+
+    def hyperparameter(self, value: mpmath.mpf | float) -> Tracked:
+        """A hyperparameter, after the dialect's own rounding: exact, but where the format cannot hold it, an
+        implementation working in the format rounds it once (Rprop's 1.2 in float32), so its S is |c|."""
+        c = _lift(value)
+        if _finite(c.v) and round_mpf(c.v, self.fmt) != c.v:
+            return Tracked(c.v, abs(c.v) + _UNDERFLOW_FLOOR.get(), c.neg)
+        return c
 
     def array(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values)
@@ -368,6 +406,9 @@ class NumpyOps:
 
     def const(self, value: mpmath.mpf | float) -> np.ndarray:
         return np.asarray(float(value), dtype=self.fmt.work_dtype)
+
+    def hyperparameter(self, value: mpmath.mpf | float) -> np.ndarray:
+        return self.const(value)
 
     def array(self, values: np.ndarray) -> np.ndarray:
         # Always a copy: the caller keeps its arrays (a gradient may become state: Rprop- stores g as p).

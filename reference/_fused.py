@@ -218,6 +218,9 @@ class TraceOps:
     def const(self, value: mpmath.mpf | float) -> np.ndarray:
         return self._numpy.const(value)
 
+    def hyperparameter(self, value: mpmath.mpf | float) -> np.ndarray:
+        return self._numpy.const(value)
+
     def array(self, values: np.ndarray) -> Any:
         raise _Unfusable("a new array inside the step")
 

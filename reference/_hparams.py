@@ -66,7 +66,7 @@ class HparamRounding:
         return _rounded(self, name, float(x), ops.fmt)
 
     def value(self, ops: Ops, name: str, x: float) -> Any:
-        return ops.const(self.exact_value(ops, name, x))
+        return ops.hyperparameter(self.exact_value(ops, name, x))
 
     def bind(self, ops: Ops) -> Callable[[str, float], Any]:
         return lambda name, x: self.value(ops, name, x)

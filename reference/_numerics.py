@@ -52,7 +52,7 @@ class FloatFormat:
     def smallest_subnormal(self) -> float:
         return 2.0 ** (self.emin - self.precision + 1)
 
-    @property
+    @cached_property
     def largest_finite(self) -> mpmath.mpf:
         return mpmath.ldexp(mpmath.mpf(2) ** self.precision - 1, self.emax - self.precision + 1)
 
@@ -98,9 +98,11 @@ def round_mpf(x: mpmath.mpf, fmt: FloatFormat) -> mpmath.mpf:
         if r > half or (r == half and q & 1):
             q += 1
         rounded, scale = q, quantum
+    # Rounded to the format's precision, the value exceeds the largest finite one exactly when its leading bit
+    # lies above emax (an integer test: this runs for every stored value of the corpus).
+    if rounded.bit_length() - 1 + scale > fmt.emax:
+        return -mpmath.inf if negative else mpmath.inf
     value = mpmath.ldexp(mpmath.mpf(rounded), scale)
-    if value > fmt.largest_finite:
-        value = mpmath.inf
     return -value if negative else value
 
 

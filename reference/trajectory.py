@@ -9,7 +9,7 @@ from typing import Any, Literal
 import mpmath
 import numpy as np
 
-from ._arith import NumpyOps, OracleOps, Tracked
+from ._arith import NumpyOps, OracleOps, Tracked, given_exactly
 from ._numerics import FloatFormat, format_of, round_mpf
 from .dialects import LOSS_SLOT, Dialect, get
 from .sparse import SparseGrad
@@ -26,13 +26,16 @@ class Step:
     """The state after one update. `state` and `error_scale` use the dialect's slot names.
 
     `error_scale` (oracle only) holds S per element: |implementation - value| <= k * u * S (+ tiny), see
-    CONFORMANCE.md ("Tolerance").
+    CONFORMANCE.md ("Tolerance"). It accumulates over the trajectory, as a free-running implementation's errors do.
+    `step_scale` (oracle, on request) is S of this step alone: the bound for an implementation handed the previous
+    step's stored state exactly (teacher forcing).
     """
 
     params: list[np.ndarray]
     state: dict[str, list[np.ndarray]]
     count: int
     error_scale: dict[str, list[np.ndarray]] | None = None
+    step_scale: dict[str, list[np.ndarray]] | None = None
     branches: list[np.ndarray] | None = None  # RProp: 1 grow, -1 shrink, 0 keep, per element
 
 
@@ -68,6 +71,7 @@ def run(
     initial_state: Mapping[str, Sequence[Any]] | None = None,
     ops: Any = None,
     include_initial: bool = False,
+    step_scales: bool = False,
 ) -> list[Step]:
     """Step `dialect` once per entry of `grads` (one array, or a `SparseGrad`, per parameter tensor).
 
@@ -76,7 +80,8 @@ def run(
     dialect's slot names (one array per parameter tensor; the loss slot one scalar), for an implementation whose
     state is an input rather than built from the hyperparameters; a slot not given starts as the family builds
     it. `ops` lets a caller keep the oracle's `OracleOps` to read what it recorded (near ties).
-    `include_initial` prepends the state before step 1.
+    `include_initial` prepends the state before step 1. `step_scales` (oracle only) also gives each step's
+    `step_scale`, at the cost of evaluating every step twice.
     """
     dialect = get(dialect) if isinstance(dialect, str) else dialect
     fmt = format_of(dtype)
@@ -96,12 +101,14 @@ def run(
         raise ValueError(f"unknown evaluator {evaluator!r}; expected 'oracle' or 'numpy'")
     if ops is None:
         ops = OracleOps(fmt) if evaluator == "oracle" else NumpyOps(fmt)
+    if step_scales and not isinstance(ops, OracleOps):
+        raise ValueError("step_scales needs the oracle: only it carries error scales")
     if isinstance(ops, OracleOps):
         with mpmath.workdps(dps), ops.evaluating():
-            steps = _run(ops, dialect, hp, p0, g_all, losses, initial_count, given)
+            steps = _run(ops, dialect, hp, p0, g_all, losses, initial_count, given, step_scales)
     else:
         with np.errstate(all="ignore"):
-            steps = _run(ops, dialect, hp, p0, g_all, losses, initial_count, given)
+            steps = _run(ops, dialect, hp, p0, g_all, losses, initial_count, given, False)
     return steps if include_initial else steps[1:]
 
 
@@ -154,6 +161,7 @@ def _run(
     losses: Sequence[float] | None,
     initial_count: int,
     given: Mapping[str, list[np.ndarray]],
+    step_scales: bool,
 ) -> list[Step]:
     family = dialect.family
     theta = [ops.array(p) for p in params]
@@ -164,28 +172,64 @@ def _run(
     steps = [observe(ops, dialect, theta, state)]
     for index, row in enumerate(grads):
         loss = None if losses is None else float(losses[index])
+        alone = _step_alone(ops, dialect, hp, state, theta, row, loss) if step_scales else None
         theta, state = step(ops, dialect, hp, state, theta, row, loss)
-        steps.append(observe(ops, dialect, theta, state))
+        steps.append(observe(ops, dialect, theta, state, alone))
     return steps
 
 
-def observe(ops: Any, dialect: Dialect, theta: list[Any], state: Any) -> Step:
-    """A family state seen from outside: arrays in the format, under the dialect's slot names."""
-    fmt = ops.fmt
-    slots: dict[str, list[Any]] = {name: list(getattr(state, canonical)) for canonical, name in dialect.slots.items()}
-    if dialect.keeps_loss:
-        slots[LOSS_SLOT] = [state.prev_loss]
-    values = {"params": theta} | slots
-    exact = {key: [_values(x, fmt) for x in arrays] for key, arrays in values.items()}
+def _step_alone(
+    ops: OracleOps, dialect: Dialect, hp: Any, state: Any, theta: list[Any], row: list[Any], loss: float | None
+) -> dict[str, list[Any]]:
+    """The step from the same state handed over exactly (every error scale 0), evaluated on the side: its own
+    OracleOps, so that the near ties and overflows it meets again are not recorded twice."""
+    side = OracleOps(ops.fmt)
+    with side.evaluating():
+        theta, state = step(side, dialect, hp, given_exactly(state), given_exactly(theta), row, loss)
+    return _reported(dialect, theta, state)
+
+
+def observe(
+    ops: Any, dialect: Dialect, theta: list[Any], state: Any, alone: Mapping[str, list[Any]] | None = None
+) -> Step:
+    """A family state seen from outside: arrays in the format, under the dialect's slot names. `alone` is what
+    the same step reports when evaluated from the state handed over exactly (`_step_alone`): its error scales
+    become `step_scale`."""
+    values = _reported(dialect, theta, state)
+    exact = {key: [_values(x, ops.fmt) for x in arrays] for key, arrays in values.items()}
     scales = None
     if isinstance(ops, OracleOps):
         scales = {key: [_scales(x) for x in arrays] for key, arrays in values.items()}
+    if alone is not None and not _same_values(alone, values):
+        raise RuntimeError(f"{dialect.id}: the step from the state handed over exactly computed other values")
     return Step(
         params=exact.pop("params"),
         state=exact,
         count=state.count,
         error_scale=scales,
+        step_scale=None if alone is None else {key: [_scales(x) for x in arrays] for key, arrays in alone.items()},
         branches=[np.array(b, dtype=np.int8) for b in state.branch] if getattr(state, "branch", ()) else None,
+    )
+
+
+def _reported(dialect: Dialect, theta: list[Any], state: Any) -> dict[str, list[Any]]:
+    """The parameters and the dialect's slots, by its names, as the evaluator holds them."""
+    slots: dict[str, list[Any]] = {name: list(getattr(state, canonical)) for canonical, name in dialect.slots.items()}
+    if dialect.keeps_loss:
+        slots[LOSS_SLOT] = [state.prev_loss]
+    return {"params": theta} | slots
+
+
+def _same_values(a: Mapping[str, list[Any]], b: Mapping[str, list[Any]]) -> bool:
+    """The oracle's values are identical, NaN and the sign of zero included (the error scales may differ)."""
+
+    def identity(x: Any) -> Any:
+        cells = np.asarray(x, dtype=object).ravel()
+        # mpf's raw (sign, mantissa, exponent, bits) tuple: equal exactly when the values are, NaN included.
+        return [(t.v._mpf_, t.neg) if isinstance(t, Tracked) else t for t in cells]
+
+    return a.keys() == b.keys() and all(
+        identity(x) == identity(y) for key in a for x, y in zip(a[key], b[key], strict=True)
     )
 
 

@@ -58,13 +58,15 @@ def encode_input(value: Any, fmt: FloatFormat) -> dict[str, Any]:
     return {"shape": list(array.shape), "hex": _hex_list(array, fmt)}
 
 
-def encode_expected(array: np.ndarray, scale: np.ndarray, fmt: FloatFormat) -> dict[str, Any]:
+def encode_expected(array: np.ndarray, scale: np.ndarray, fmt: FloatFormat, step_scale: np.ndarray) -> dict[str, Any]:
+    """An expected tensor: bits, decimals, S over the trajectory (`scale`) and S of its step alone (`stepScale`)."""
     flat = np.asarray(array, dtype=fmt.np_dtype).ravel()
     return {
         "shape": list(np.shape(array)),
         "hex": _hex_list(flat, fmt),
         "decimal": [decimal_string(x, DECIMAL_DIGITS) for x in flat],
         "scale": [scale_string(float(x)) for x in np.ravel(scale)],
+        "stepScale": [scale_string(float(x)) for x in np.ravel(step_scale)],
     }
 
 

@@ -25,7 +25,7 @@ from .flags import FLAGS
 
 __all__ = ["VECTOR_SET_VERSION", "Selection", "build", "diff_summary", "file_path", "manifest", "write"]
 
-VECTOR_SET_VERSION = "1.1.0"
+VECTOR_SET_VERSION = "1.2.0"
 CHECK_DPS = 2 * ORACLE_DPS
 MAX_REDRAWS = 20
 
@@ -77,6 +77,7 @@ def _trajectory(spec: CaseSpec, dps: int) -> tuple[list[Step], OracleOps]:
         initial_state=spec.initial_state,
         ops=ops,
         include_initial=True,
+        step_scales=True,
     )
     return steps, ops
 
@@ -86,20 +87,24 @@ def _expected(spec: CaseSpec, steps: list[Step]) -> list[dict[str, Any]]:
     counter = DIALECTS[spec.dialect].counter
     out: list[dict[str, Any]] = []
     for s in steps[1:]:
-        scales = s.error_scale or {}
         out.append(
             {
-                "params": [encode_expected(p, sc, fmt) for p, sc in zip(s.params, scales["params"], strict=True)],
-                "state": {
-                    name: [encode_expected(a, sc, fmt) for a, sc in zip(arrays, scales[name], strict=True)]
-                    for name, arrays in s.state.items()
-                },
+                "params": _encoded(s, "params", s.params, fmt),
+                "state": {name: _encoded(s, name, arrays, fmt) for name, arrays in s.state.items()},
                 "count": s.count if counter else None,
             }
         )
         if s.branches is not None:
             out[-1]["branches"] = [b.ravel().tolist() for b in s.branches]
     return out
+
+
+def _encoded(step: Step, name: str, arrays: list[Any], fmt: FloatFormat) -> list[dict[str, Any]]:
+    assert step.error_scale is not None and step.step_scale is not None  # the oracle, asked for step scales
+    return [
+        encode_expected(a, scale, fmt, alone)
+        for a, scale, alone in zip(arrays, step.error_scale[name], step.step_scale[name], strict=True)
+    ]
 
 
 def evaluate(spec: CaseSpec) -> dict[str, Any]:

@@ -402,6 +402,7 @@ def test_shapes_and_counts_beyond_the_limits_are_refused_before_any_array_exists
             in_case(5, more("grads", MAX_STEPS)),
             in_case(6, more("initialParams", MAX_TENSORS + 1)),
             in_case(7, lambda test: test["expected"][0]["params"][0].__setitem__("scale", ["1.00000e+00"] * 7)),
+            in_case(8, lambda test: test["expected"][1]["state"]["sum"][0].__setitem__("stepScale", [])),
         ),
     )
     file = "adagrad/torch.json: tc"
@@ -414,8 +415,9 @@ def test_shapes_and_counts_beyond_the_limits_are_refused_before_any_array_exists
         (file + f"0005: grads: {2 * MAX_STEPS} steps; at most {MAX_STEPS} are accepted",),
         (file + f"0006: initialParams: {MAX_TENSORS + 1} tensors; at most {MAX_TENSORS} are accepted",),
         (file + "0007: expected[0].params[0]: 7 scale values for shape [3]",),
+        (file + "0008: expected[1].state.sum[0]: 0 stepScale values for shape [2]",),
     )
-    expect_refused(corpus_copy, ["adagrad/torch"], "tc0001", "(and 6 more problems)")
+    expect_refused(corpus_copy, ["adagrad/torch"], "tc0001", "(and 7 more problems)")
 
 
 # --- Cross-field invariants ----------------------------------------------------------------------------------
@@ -427,7 +429,7 @@ def test_every_cross_field_invariant_is_one_line_naming_the_case_and_field(corpu
 
     def grow_tensor(record):
         record["shape"] = [record["shape"][0] + 1]
-        for key in ("hex", "decimal", "scale"):
+        for key in ("hex", "decimal", "scale", "stepScale"):
             if key in record:
                 record[key] = [*record[key], record[key][-1]]
 

@@ -71,6 +71,22 @@ def test_given_state_cases_are_marked_and_numbered_after_every_earlier_case():
     assert sorted(c.tc_id for c in by_dialect["adagrad/torch"] if "INITIAL_STATE" in c.flags) == [82, 83, 84, 85]
 
 
+def test_a_steps_own_scale_never_exceeds_the_trajectorys_and_is_much_smaller_late():
+    """stepScale (vector set 1.2.0) is S with the previous state handed over exactly: the same propagation from
+    error-free inputs, so never above the trajectory's S; by step 10 of a random Adagrad trajectory, where S has
+    accumulated nine steps, it is several times smaller."""
+    ratios = []
+    for case in load(ROOT):
+        for step, expected in enumerate(case.expected, start=1):
+            for quantity, scales in expected.scales.items():
+                for full, alone in zip(scales, expected.step_scales[quantity], strict=True):
+                    assert (alone <= full).all(), f"{case.test_id} step {step} {quantity}"
+                    if step == 10 and "RANDOM" in case.flags and case.dialect.startswith("adagrad/"):
+                        positive = full > 0
+                        ratios.extend((full[positive] / alone[positive]).ravel())
+    assert np.median(ratios) > 4, np.median(ratios)
+
+
 def test_corpus_stays_within_budget():
     size = sum(p.stat().st_size for p in ROOT.rglob("*.json"))
     assert size < 20 * 2**20, f"{size / 2**20:.1f} MiB"

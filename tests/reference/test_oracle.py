@@ -53,6 +53,44 @@ def test_doubling_precision_changes_no_stored_digit(dialect, hparams, params, gr
                 assert [f"{v:.6e}" for v in sa.ravel()] == [f"{v:.6e}" for v in sb.ravel()], key
 
 
+@pytest.mark.parametrize(("dialect", "hparams", "params", "grads", "losses"), CASES, ids=[c[0] for c in CASES])
+def test_step_scales_leave_the_trajectory_alone_and_never_exceed_it(dialect, hparams, params, grads, losses):
+    """Asking for step scales evaluates each step a second time, on the side: the values and the accumulated S
+    are those of a plain run, and each step's own S is at most the accumulated one."""
+    plain = run(dialect, hparams, "float32", params, grads, losses)
+    both = run(dialect, hparams, "float32", params, grads, losses, step_scales=True)
+    for a, b in zip(plain, both, strict=True):
+        assert a.step_scale is None and b.step_scale is not None
+        for key in ["params", *a.state]:
+            x = a.params if key == "params" else a.state[key]
+            y = b.params if key == "params" else b.state[key]
+            assert all(xa.tobytes() == ya.tobytes() for xa, ya in zip(x, y, strict=True)), key
+            for full, again, alone in zip(a.error_scale[key], b.error_scale[key], b.step_scale[key], strict=True):
+                assert full.tobytes() == again.tobytes(), key
+                assert (alone <= full).all(), key
+
+
+def test_a_step_from_an_exact_state_counts_that_steps_roundings_alone():
+    """float32 Adagrad, A0 = 0.5, g = 0.5 twice: the second step's accumulator A = 0.75 + 0.25 has S = |g·g| + |A|
+    (the sum) + |A| (the store) = 2.25 alone, where the trajectory also carries the first step's 0.25 + 2·0.75."""
+    steps = run(
+        "adagrad/torch",
+        {"lr": 0.1, "initial_accumulator_value": 0.5},
+        "float32",
+        [[1.0]],
+        [[[0.5]]] * 2,
+        step_scales=True,
+    )
+    assert steps[1].state["sum"][0][0] == 1.0
+    assert steps[1].step_scale["sum"][0][0] == 2.25
+    assert steps[1].error_scale["sum"][0][0] == 2.25 + 0.25 + 2 * 0.75 + 0.5  # and the initial store of A0
+
+
+def test_step_scales_need_the_oracle():
+    with pytest.raises(ValueError, match="step_scales needs the oracle"):
+        run("adagrad/torch", {}, "float32", [[1.0]], [[[0.5]]], evaluator="numpy", step_scales=True)
+
+
 def test_oracle_is_exact_not_working_precision():
     # torch Adagrad, float16, default eps 1e-10: sqrt(0) + 1e-10 is not 0 in exact arithmetic, so a zero
     # gradient on a zero accumulator moves nothing (a float16 evaluation would divide 0 by 0).

@@ -6,7 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from support.broken_adapters import SlipsLate, slips_late
 from support.runner_helpers import BROKEN, write_manifest
+
+import reference
+from conformance.corpus import load as load_corpus
+from conformance.tolerance import bound_of, judge
+from reference import format_of
 
 pytest_plugins = ["pytester"]
 
@@ -212,6 +218,40 @@ def test_a_mutated_sparse_gradient_is_caught(pytester):
     result = run(pytester, f"--impl={BROKEN}:mutates_sparse", *only("inputs_not_mutated and float32"), "-q")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*step 1 changed the gradient passed in for tensor 0: row values, element*"])
+
+
+# --- teacher forcing is judged by the step alone ------------------------------------------------------------------
+
+LATE_CASES = ("adagrad/torch-float64-tc0074", "adagrad/torch-float64-tc0075")  # the level-1 random trajectories
+
+
+def test_a_late_steps_error_fails_teacher_forcing_at_that_step(pytester):
+    """Handed the expected state of step 5, slips-late's sixth step is 5 ulp off in the accumulator: more than the
+    step alone allows, and the diagnosis names the step and the scale it used."""
+    result = run(pytester, f"--impl={BROKEN}:slips_late", *only(f"teacher_forced and {LATE_CASES[0]}"), "-q")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*: sum?0? at step 6, element *(S = * of this step alone; k = 2: *"])
+
+
+@pytest.mark.parametrize("test_id", LATE_CASES)
+def test_the_slip_fits_the_trajectorys_scale_but_not_the_steps(test_id):
+    """What the per-step scale adds: judged by the S accumulated over the trajectory (the teacher-forced bound of
+    vector set 1.1.0), every slipped step passes; judged by the step's own S, the slipped steps fail."""
+    case = next(c for c in load_corpus().cases if c.test_id == test_id)
+    fmt = format_of(case.dtype)
+    live = slips_late.create(case.dialect, case.hparams, list(case.initial_params))
+    count, slots = case.initial_state
+    before = [(case.initial_params, slots, count), *[(e.params, e.state, e.count) for e in case.expected[:-1]]]
+    failing_steps = []
+    for step, ((params, state, counter), want) in enumerate(zip(before, case.expected, strict=True), start=1):
+        live.set_state([p.copy() for p in params], {n: [a.copy() for a in a_s] for n, a_s in state.items()}, counter)
+        live.step([g.copy() for g in case.grads[step - 1]])
+        got = live.state()["sum"][0]
+        k = bound_of(reference.get(case.dialect), "sum").k
+        assert not judge(got, want.state["sum"][0], want.scales["sum"][0], fmt, k).outside.any(), step
+        if judge(got, want.state["sum"][0], want.step_scales["sum"][0], fmt, k).outside.any():
+            failing_steps.append(step)
+    assert failing_steps and min(failing_steps) == SlipsLate.SLIP_FROM, failing_steps
 
 
 # --- nothing checked is not a pass --------------------------------------------------------------------------------

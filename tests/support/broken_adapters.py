@@ -163,6 +163,24 @@ class MutatesSparse(ReferenceLive):
                 g.values[...] = 0
 
 
+class SlipsLate(ReferenceLive):
+    """Exact for five steps; from the sixth on, each stored accumulator lands 5 ulp high. A late step's error of a
+    few u·|A| hides within the S that the earlier steps accumulated, but not within the S of the step alone."""
+
+    SLIP_FROM, ULPS = 6, 5
+
+    def step(self, grads: Sequence[Any], loss: float | None = None) -> None:
+        super().step(grads, loss)
+        if self._state.count >= self.SLIP_FROM:
+            self._state = self._state._replace(accumulator=tuple(_up(a, self.ULPS) for a in self._state.accumulator))
+
+
+def _up(values: np.ndarray, ulps: int) -> np.ndarray:
+    for _ in range(ulps):
+        values = np.nextafter(values, np.inf)
+    return values
+
+
 class Hangs(ReferenceLive):
     """Never returns from a step (a deadlock, an endless loop)."""
 
@@ -246,6 +264,7 @@ mutates_sparse = Broken(MutatesSparse, "mutates-sparse", ("adagrad/torch",))
 validates_in_the_adapter = ValidatesInTheAdapter(["rprop/torch"], "validates-in-the-adapter")
 borrows_the_spec = BorrowsTheSpec(["rprop/torch"], "borrows-the-spec")
 no_keywords = NoKeywords(["rprop/torch"], "no-keywords")
+slips_late = Broken(SlipsLate, "slips-late", ("adagrad/torch",))
 hangs = Broken(Hangs, "hangs")
 aborts = Broken(Aborts, "aborts")
 segfaults = Broken(Segfaults, "segfaults")
