@@ -26,8 +26,8 @@ from .context import CheckFailure, CheckSkip, Context, Outcome
 from .corpus import Case
 from .driving import (
     create,
+    forced_run,
     free_run,
-    fresh,
     full,
     grads_supported,
     loss_at,
@@ -68,15 +68,8 @@ def check_teacher_forced(ctx: Context, outcome: Outcome, cache: dict[str, Any]) 
     """From the expected state at step t, one step must give the expected state at t + 1, for every t, within the
     error scale of that one step (the corpus's stepScale), so a late step's error cannot hide in the earlier steps'
     accumulated S."""
-    grads_supported(ctx)
-    case = ctx.case
-    optimizer = unlocked(ctx, "set_state", fresh(ctx))
-    count, slots = case.initial_state
-    states = [(case.initial_params, slots, count), *[(e.params, e.state, e.count) for e in case.expected[:-1]]]
-    for t, (params, state, counter) in enumerate(states):
-        optimizer.set_state(handed(params), handed(state), counter)
-        optimizer.step(handed(case.grads[t]), loss_at(ctx, t))
-        compare(ctx, t + 1, read(optimizer), case.expected[t], outcome, forced=True)
+    for step, (got, want) in enumerate(zip(forced_run(ctx), ctx.case.expected, strict=True), start=1):
+        compare(ctx, step, got, want, outcome, forced=True)
 
 
 def check_counter_and_slots(ctx: Context, outcome: Outcome, cache: dict[str, Any]) -> None:
@@ -394,6 +387,7 @@ class Check:
     cases: Callable[[Case], bool] = _every_case
     needs: tuple[str, str] | None = None  # (capability, what needs it)
     column: str | None = None
+    forced: bool = False  # it drives by teacher forcing: its repro is `optconf explain --forced`
 
     @property
     def heading(self) -> str:
@@ -410,7 +404,7 @@ class Check:
 
 REGISTRY: tuple[Check, ...] = (
     Check("trajectory", "cases", check_trajectory),
-    Check("teacher_forced", "cases", check_teacher_forced, needs=("set_state", "teacher forcing needs")),
+    Check("teacher_forced", "cases", check_teacher_forced, needs=("set_state", "teacher forcing needs"), forced=True),
     Check("counter_and_slots", "cases", check_counter_and_slots),
     Check(
         "config_round_trip",

@@ -177,7 +177,7 @@ def explain(args: argparse.Namespace) -> int:
             case = load_case_json(pathlib.Path(args.case_json))
         else:
             case = find_case(args.tcid, pathlib.Path(args.vectors) if args.vectors else None)
-        return run_explain(case, args.impl, args.subject, sys.stdout)
+        return run_explain(case, args.impl, args.subject, sys.stdout, forced=args.forced)
     except (SpecError, CorpusError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -306,6 +306,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--case-json", help="a case saved by fuzzing (.optconf-fuzz/*.json) instead of a corpus id")
     p.add_argument("--impl", default=os.environ.get("OPTCONF_IMPL", "reference"), help="as pytest --impl")
     p.add_argument("--subject", help="which adapter, when the implementation has several")
+    p.add_argument(
+        "--forced",
+        action="store_true",
+        help="teacher forcing: set the expected state before each step and judge each step alone, as "
+        "test_teacher_forced does",
+    )
     p.add_argument("--vectors", default=os.environ.get("OPTCONF_VECTORS"), help="the corpus folder")
     p = _command(
         commands,

@@ -4,6 +4,7 @@ decimal, the ulp distance, the bound and its source, and the branch the referenc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from reference._numerics import FloatFormat, bits_to_hex, decimal_string
 from .adapter import StepResult
 from .context import Context, Outcome
 from .corpus import ExpectedStep
-from .tolerance import Bound, judge, ulp_distance
+from .tolerance import judge, ulp_distance
 
 __all__ = ["BRANCH_NAMES", "bit_identical", "compare", "first_bits", "quantities"]
 
@@ -41,7 +42,7 @@ def compare(
     step's stored state, so the bound is S of this step alone, not S accumulated over the trajectory.
     """
     fmt = ctx.fmt
-    scales = want.step_scales if forced else want.scales
+    scales = want.scales_for(forced)
     for quantity, wanted in quantities(want):
         gotten = got.params if quantity == "params" else got.state.get(quantity)
         if gotten is None:
@@ -54,27 +55,30 @@ def compare(
             raise ctx.fail(f"step {step}: {len(gotten)} {quantity} tensors, but should be {len(wanted)}", outcome)
         for tensor, (g, w) in enumerate(zip(gotten, wanted, strict=True)):
             g = np.asarray(g)
-            where = f"{quantity}[{tensor}] at step {step}"
+            where = _where(quantity, tensor, step)
             if g.dtype != fmt.np_dtype or g.shape != w.shape:
                 raise ctx.fail(f"{where} is {g.dtype}{list(g.shape)}, but should be {w.dtype}{list(w.shape)}", outcome)
             scale = scales[quantity][tensor]
-            _compare_values(ctx, where, step, tensor, g, w, scale, ctx.bound(quantity), want, outcome, forced)
+            _compare_values(ctx, quantity, step, tensor, g, w, scale, want, outcome, forced)
+
+
+def _where(quantity: str, tensor: int, step: int) -> str:
+    return f"{quantity}[{tensor}] at step {step}"
 
 
 def _compare_values(
     ctx: Context,
-    where: str,
+    quantity: str,
     step: int,
     tensor: int,
     got: np.ndarray,
     want: np.ndarray,
     scale: np.ndarray,
-    bound: Bound,
     expected: ExpectedStep,
     outcome: Outcome,
     forced: bool,
 ) -> None:
-    fmt = ctx.fmt
+    fmt, bound, where = ctx.fmt, ctx.bound(quantity), _where(quantity, tensor, step)
     if got.size == 0 or np.array_equal(got.view(fmt.uint_dtype), want.view(fmt.uint_dtype)):
         return  # bit for bit: no class differs, no error, no ulp
     judged = judge(got, want, scale, fmt, bound.k)
@@ -82,7 +86,9 @@ def _compare_values(
     finite = np.isfinite(want.astype(np.float64))
     if finite.any():
         outcome.worst_ulp = max(outcome.worst_ulp, int(np.where(finite, ulps, 0).max()))
-        outcome.worst_k = max(outcome.worst_k, float(np.where(finite & ~judged.special, judged.needed, 0.0).max()))
+        needed = float(np.where(finite & ~judged.special, judged.needed, 0.0).max())
+        if bound.k > 0 and math.isfinite(needed):
+            outcome.worst_k[quantity] = max(outcome.worst_k.get(quantity, 0.0), needed)
     if not judged.outside.any():
         return
     index = tuple(int(i) for i in np.argwhere(judged.outside)[0])

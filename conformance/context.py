@@ -27,7 +27,9 @@ class Outcome:
     """What a passing or failing check measured, for the evidence report."""
 
     worst_ulp: int = 0
-    worst_k: float = 0.0  # the largest k a compared finite element needed (`tolerance.scaled_error`)
+    # Per bounded quantity (k > 0), the largest k a compared finite element needed (`tolerance.scaled_error`): what
+    # the tolerance table's k is measured against.
+    worst_k: dict[str, float] = field(default_factory=dict)
     first_divergence: str | None = None
     notes: list[str] = field(default_factory=list)
 

@@ -85,6 +85,11 @@ class ExpectedStep:
     step_scales: dict[str, list[np.ndarray]]  # S of this step alone, from the previous stored state (teacher forcing)
     branches: list[np.ndarray] | None
 
+    def scales_for(self, forced: bool) -> dict[str, list[np.ndarray]]:
+        """The error scales that bound an implementation: of this step alone when it was handed the previous
+        expected state (`forced`), else accumulated over the trajectory it ran itself."""
+        return self.step_scales if forced else self.scales
+
 
 @dataclass(frozen=True)
 class Case:

@@ -4,11 +4,21 @@ everything read back is copied out (`read`), so no check can change what another
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, cast
 
 import numpy as np
 
-from .adapter import FullAdapter, LiveOptimizer, StatefulOptimizer, StepResult, claim_hint, handed, step_through
+from .adapter import (
+    FullAdapter,
+    LiveOptimizer,
+    StatefulOptimizer,
+    StepResult,
+    claim_hint,
+    handed,
+    read,
+    step_through,
+)
 from .context import CheckSkip, Context
 
 __all__ = [
@@ -97,6 +107,20 @@ def free_run(
     optimizer = optimizer or create(ctx)
     losses = ctx.case.losses
     return step_through(optimizer, ctx.case.grads[start:steps], None if losses is None else losses[start:steps])
+
+
+def forced_run(ctx: Context) -> Iterator[StepResult]:
+    """Teacher forcing: one optimizer set to the expected state before each step (the case's initial state before
+    the first), stepped once and read. Lazy, so a check compares step t before step t + 1 runs."""
+    grads_supported(ctx)
+    case = ctx.case
+    optimizer = unlocked(ctx, "set_state", fresh(ctx))
+    count, slots = case.initial_state
+    states = [(case.initial_params, slots, count), *[(e.params, e.state, e.count) for e in case.expected[:-1]]]
+    for t, (params, state, counter) in enumerate(states):
+        optimizer.set_state(handed(params), handed(state), counter)
+        optimizer.step(handed(case.grads[t]), loss_at(ctx, t))
+        yield read(optimizer)
 
 
 def shared_free_run(ctx: Context, cache: dict[str, Any]) -> list[StepResult]:

@@ -13,7 +13,7 @@ from reference._numerics import FloatFormat, bits_to_hex, decimal_string
 from .comparison import BRANCH_NAMES
 from .context import CheckSkip, Context
 from .corpus import Case, load
-from .driving import free_run
+from .driving import forced_run, free_run
 from .spec import resolve
 from .tolerance import judge, ulp_distance
 
@@ -33,8 +33,9 @@ def _find(cases: list[Case], test_id: str) -> Case:
     raise ValueError(f"no test case {test_id!r} in the corpus{hint}")
 
 
-def explain(case: Case, impl: str, subject: str | None, out: TextIO) -> int:
-    """Print the case's trajectory against the implementation; 0 if it conforms, 1 at a divergence."""
+def explain(case: Case, impl: str, subject: str | None, out: TextIO, forced: bool = False) -> int:
+    """Print the case's trajectory against the implementation; 0 if it conforms, 1 at a divergence. `forced`: each
+    step from the expected state before it (teacher forcing), judged by the error scale of the step alone."""
     test_id = case.test_id
     claiming = [a for a in resolve(impl) if case.dialect in a.capabilities.dialects]
     if subject:
@@ -48,8 +49,10 @@ def explain(case: Case, impl: str, subject: str | None, out: TextIO) -> int:
     fmt = ctx.fmt
     print(f"{test_id}: {case.comment} [{', '.join(case.flags)}]", file=out)
     print(f"  implementation {adapter.name}; hparams {dict(case.hparams)}; {len(case.grads)} steps", file=out)
+    if forced:
+        print("  teacher-forced: each step from the expected state before it; k for S of the step alone", file=out)
     try:
-        results = free_run(ctx)
+        results = list(forced_run(ctx)) if forced else free_run(ctx)
     except CheckSkip as exc:
         print(f"  cannot run: {exc}", file=out)
         return 1
@@ -66,7 +69,7 @@ def explain(case: Case, impl: str, subject: str | None, out: TextIO) -> int:
             bound = ctx.bound(quantity)
             for tensor, (g, w) in enumerate(zip(gotten, wanted, strict=True)):
                 g = np.asarray(g, dtype=fmt.np_dtype).reshape(w.shape)
-                scale = want.scales[quantity][tensor]
+                scale = want.scales_for(forced)[quantity][tensor]
                 judged, ulps = judge(g, w, scale, fmt, bound.k), ulp_distance(g, w, fmt)
                 for index in np.ndindex(w.shape):
                     marker = ""

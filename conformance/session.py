@@ -98,9 +98,10 @@ class OptconfSession:
             if case.dialect in claimed and case.level <= self.settings.level and keep(case):
                 yield case
 
-    def repro(self, adapter: Adapter, case_id: str) -> str:
+    def repro(self, adapter: Adapter, case_id: str, forced: bool = False) -> str:
+        """The command that re-runs one case step by step; `forced` for a teacher-forced check's failure."""
         subject = f" --subject '{adapter.name}'" if len(self.adapters) > 1 else ""
-        return f"optconf explain {case_id} --impl {self.settings.impl}{subject}"
+        return f"optconf explain {case_id} --impl {self.settings.impl}{subject}{' --forced' if forced else ''}"
 
     def case_cache(self, adapter: Adapter, case: Case) -> dict[str, Any]:
         return self.cache.setdefault((adapter.name, case.test_id), {})

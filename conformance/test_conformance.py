@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import pytest
 
-from conformance.checks import CHECKS, CheckFailure, CheckSkip, Context, Outcome, check_invalid_hparams
+from conformance.checks import BY_NAME, CHECKS, CheckFailure, CheckSkip, Context, Outcome, check_invalid_hparams
 from conformance.manifest import KnownFailure, diagnosis_of
 from conformance.plugin import K_KEY, KNOWN_KEY, entry_note, session_of
 from conformance.session import Item
@@ -60,7 +60,7 @@ def _run(request: pytest.FixtureRequest, item: Item) -> None:
     if case.dtype not in item.adapter.capabilities.dtypes:
         pytest.skip(f"{case.dtype} not claimed")
     k = request.node.stash.get(K_KEY, None)
-    ctx = Context(item.adapter, case, session.repro(item.adapter, case.test_id), k)
+    ctx = Context(item.adapter, case, session.repro(item.adapter, case.test_id, BY_NAME[item.check].forced), k)
     outcome = Outcome()
     try:
         _judged(request, lambda: CHECKS[item.check](ctx, outcome, session.case_cache(item.adapter, case)))
@@ -70,7 +70,7 @@ def _run(request: pytest.FixtureRequest, item: Item) -> None:
                 "optconf_outcome",
                 {
                     "worst_ulp": outcome.worst_ulp,
-                    "worst_k": round(outcome.worst_k, 4),
+                    "worst_k": {quantity: round(k, 4) for quantity, k in outcome.worst_k.items()},
                     "first_divergence": outcome.first_divergence,
                 },
             )

@@ -150,8 +150,9 @@ class Tracked:
 def given_exactly(x: Any) -> Any:
     """The same values with error scale 0, as an implementation holds them when they are handed to it exactly.
 
-    Maps every `Tracked` inside lists, tuples, object arrays and NamedTuples (a family state); anything else is
-    kept.
+    Maps every `Tracked` inside lists, tuples, object arrays and NamedTuples (a family state); numbers, None and
+    non-object arrays are kept, and any other container is refused.
+
     Teacher forcing hands an implementation the stored state of step t - 1, so one step from this copy gives the
     error scale of that step alone (CONFORMANCE.md, "Tolerance").
     """
@@ -167,7 +168,10 @@ def given_exactly(x: Any) -> Any:
     if isinstance(x, tuple):
         values = [given_exactly(item) for item in x]
         return type(x)(*values) if hasattr(x, "_fields") else tuple(values)
-    return x
+    if x is None or isinstance(x, int | float | np.number | np.bool_ | np.ndarray):  # counters, flags, branches
+        return x
+    # Anything else could hold a Tracked this function would not reset: refuse it rather than keep its S.
+    raise TypeError(f"given_exactly cannot reset the error scales inside a {type(x).__name__}")
 
 
 def _lift(x: Any) -> Tracked:
@@ -227,7 +231,7 @@ class OracleOps:
         implementation working in the format rounds it once (Rprop's 1.2 in float32), so its S is |c|."""
         c = _lift(value)
         if _finite(c.v) and round_mpf(c.v, self.fmt) != c.v:
-            return Tracked(c.v, abs(c.v) + _UNDERFLOW_FLOOR.get(), c.neg)
+            return Tracked(c.v, _rounding(c.v), c.neg)
         return c
 
     def array(self, values: np.ndarray) -> np.ndarray:

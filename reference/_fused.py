@@ -219,7 +219,7 @@ class TraceOps:
         return self._numpy.const(value)
 
     def hyperparameter(self, value: mpmath.mpf | float) -> np.ndarray:
-        return self._numpy.const(value)
+        return self._numpy.hyperparameter(value)
 
     def array(self, values: np.ndarray) -> Any:
         raise _Unfusable("a new array inside the step")

@@ -68,6 +68,11 @@ class HparamRounding:
     def value(self, ops: Ops, name: str, x: float) -> Any:
         return ops.hyperparameter(self.exact_value(ops, name, x))
 
+    def stored_at_once(self, ops: Ops, name: str, x: float) -> Any:
+        """A hyperparameter that becomes a slot's first value (A0, Delta0): a plain constant, because storing it
+        counts its one rounding into the format; as a `value` the rounding would be counted twice."""
+        return ops.const(self.exact_value(ops, name, x))
+
     def bind(self, ops: Ops) -> Callable[[str, float], Any]:
         return lambda name, x: self.value(ops, name, x)
 

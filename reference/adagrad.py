@@ -180,7 +180,7 @@ def _applied_clips(hp: AdagradHparams, knobs: AdagradKnobs) -> tuple[ClipKind, .
 
 
 def init(ops: Ops, hp: AdagradHparams, knobs: AdagradKnobs, params: list[Any]) -> AdagradState:
-    a0 = knobs.rounding.value(ops, "initial_accumulator", hp.initial_accumulator)
+    a0 = knobs.rounding.stored_at_once(ops, "initial_accumulator", hp.initial_accumulator)
     accumulators = tuple(ops.store(ops.full_like(p, a0)) for p in params)
     return AdagradState(0, accumulators, tuple(ops.full_like(p, 0.0) for p in params))
 

@@ -134,7 +134,7 @@ def validate(hp: RpropHparams, knobs: RpropKnobs) -> RpropHparams:
 
 def init(ops: Ops, hp: RpropHparams, knobs: RpropKnobs, params: list[Any]) -> RpropState:
     # MindSpore keeps the learning rate, hence the initial step, as a float32 tensor; a dialect says so in `rounding`.
-    delta0 = knobs.rounding.value(ops, "lr", hp.lr)
+    delta0 = knobs.rounding.stored_at_once(ops, "lr", hp.lr)
     return RpropState(
         count=0,
         step_size=tuple(ops.store(ops.full_like(p, delta0)) for p in params),

@@ -35,8 +35,8 @@ class Step:
     state: dict[str, list[np.ndarray]]
     count: int
     error_scale: dict[str, list[np.ndarray]] | None = None
-    step_scale: dict[str, list[np.ndarray]] | None = None
     branches: list[np.ndarray] | None = None  # RProp: 1 grow, -1 shrink, 0 keep, per element
+    step_scale: dict[str, list[np.ndarray]] | None = None
 
 
 def to_format(values: Any, fmt: FloatFormat) -> np.ndarray:
@@ -197,18 +197,15 @@ def observe(
     become `step_scale`."""
     values = _reported(dialect, theta, state)
     exact = {key: [_values(x, ops.fmt) for x in arrays] for key, arrays in values.items()}
-    scales = None
-    if isinstance(ops, OracleOps):
-        scales = {key: [_scales(x) for x in arrays] for key, arrays in values.items()}
     if alone is not None and not _same_values(alone, values):
         raise RuntimeError(f"{dialect.id}: the step from the state handed over exactly computed other values")
     return Step(
         params=exact.pop("params"),
         state=exact,
         count=state.count,
-        error_scale=scales,
-        step_scale=None if alone is None else {key: [_scales(x) for x in arrays] for key, arrays in alone.items()},
+        error_scale=_scales_of(values) if isinstance(ops, OracleOps) else None,
         branches=[np.array(b, dtype=np.int8) for b in state.branch] if getattr(state, "branch", ()) else None,
+        step_scale=None if alone is None else _scales_of(alone),
     )
 
 
@@ -241,6 +238,10 @@ def _values(x: Any, fmt: FloatFormat) -> np.ndarray:
     for index, t in np.ndenumerate(cells):
         out[index] = _from_mpf(round_mpf(t.v, fmt), t.signbit, fmt)
     return out
+
+
+def _scales_of(values: Mapping[str, list[Any]]) -> dict[str, list[np.ndarray]]:
+    return {key: [_scales(x) for x in arrays] for key, arrays in values.items()}
 
 
 def _scales(x: Any) -> np.ndarray:

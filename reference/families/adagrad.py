@@ -30,8 +30,8 @@ _K = Bound(
 # The momentum slot m is one rounding away from a scaled gradient, like the parameters' update: the same k.
 _K_MOMENTUM = Bound(
     2.0,
-    "as for the parameters; measured worst k = 0.32 for m over jax.example_libraries' Adagrad (eager, jit) in all "
-    "four formats",
+    "as for the parameters; measured worst k for m over jax.example_libraries' Adagrad (eager, jit) in all four "
+    "formats: 0.29 free-running, 0.56 teacher-forced",
 )
 
 _INVALID = (

@@ -58,7 +58,7 @@ def encode_input(value: Any, fmt: FloatFormat) -> dict[str, Any]:
     return {"shape": list(array.shape), "hex": _hex_list(array, fmt)}
 
 
-def encode_expected(array: np.ndarray, scale: np.ndarray, fmt: FloatFormat, step_scale: np.ndarray) -> dict[str, Any]:
+def encode_expected(array: np.ndarray, scale: np.ndarray, step_scale: np.ndarray, fmt: FloatFormat) -> dict[str, Any]:
     """An expected tensor: bits, decimals, S over the trajectory (`scale`) and S of its step alone (`stepScale`)."""
     flat = np.asarray(array, dtype=fmt.np_dtype).ravel()
     return {

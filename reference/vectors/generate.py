@@ -25,7 +25,7 @@ from .flags import FLAGS
 
 __all__ = ["VECTOR_SET_VERSION", "Selection", "build", "diff_summary", "file_path", "manifest", "write"]
 
-VECTOR_SET_VERSION = "1.2.0"
+VECTOR_SET_VERSION = "2.0.0"
 CHECK_DPS = 2 * ORACLE_DPS
 MAX_REDRAWS = 20
 
@@ -100,9 +100,10 @@ def _expected(spec: CaseSpec, steps: list[Step]) -> list[dict[str, Any]]:
 
 
 def _encoded(step: Step, name: str, arrays: list[Any], fmt: FloatFormat) -> list[dict[str, Any]]:
-    assert step.error_scale is not None and step.step_scale is not None  # the oracle, asked for step scales
+    if step.error_scale is None or step.step_scale is None:
+        raise RuntimeError("the corpus needs the oracle's error scales, the step's own included")
     return [
-        encode_expected(a, scale, fmt, alone)
+        encode_expected(a, scale, alone, fmt)
         for a, scale, alone in zip(arrays, step.error_scale[name], step.step_scale[name], strict=True)
     ]
 

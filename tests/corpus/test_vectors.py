@@ -72,7 +72,7 @@ def test_given_state_cases_are_marked_and_numbered_after_every_earlier_case():
 
 
 def test_a_steps_own_scale_never_exceeds_the_trajectorys_and_is_much_smaller_late():
-    """stepScale (vector set 1.2.0) is S with the previous state handed over exactly: the same propagation from
+    """stepScale (vector set 2.0.0) is S with the previous state handed over exactly: the same propagation from
     error-free inputs, so never above the trajectory's S; by step 10 of a random Adagrad trajectory, where S has
     accumulated nine steps, it is several times smaller."""
     ratios = []

@@ -63,4 +63,4 @@ def test_wheel_installs_and_self_checks_outside_the_checkout(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert "corpus 1.2.0 sha256:" in header.stdout
+    assert "corpus 2.0.0 sha256:" in header.stdout

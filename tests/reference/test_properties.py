@@ -131,3 +131,31 @@ def test_numpy_float64_agrees_with_oracle_within_error_model(dialect, case):
             want = e.params if key == "params" else e.state[key]
             k = scaled_error(got[0], want[0], e.error_scale[key][0], fmt)
             assert np.all(k <= 1.0), (key, k)
+
+
+@given(st.sampled_from(ADAGRAD + RPROP), trajectories())
+def test_numpy_float64_from_each_stored_state_is_within_the_step_scale(dialect, case):
+    # Teacher forcing's bound: one correctly rounded float64 step from the oracle's stored state of step t - 1 is
+    # within 1 * u * (S of the step alone) of the oracle's step t.
+    params, grads, losses = case
+    hparams = {LR.get(dialect, next(iter(DIALECTS[dialect].names))): 0.05} if dialect.startswith("adagrad") else {}
+    exact = run(
+        dialect, hparams, "float64", [params], [[g] for g in grads], losses, step_scales=True, include_initial=True
+    )
+    fmt = format_of("float64")
+    for t, (before, e) in enumerate(itertools.pairwise(exact)):
+        (f,) = run(
+            dialect,
+            hparams,
+            "float64",
+            before.params,
+            [[grads[t]]],
+            None if losses is None else [losses[t]],
+            evaluator="numpy",
+            initial_count=before.count,
+            initial_state=before.state,
+        )
+        for key, got in [("params", f.params), *list(f.state.items())]:
+            want = e.params if key == "params" else e.state[key]
+            k = scaled_error(got[0], want[0], e.step_scale[key][0], fmt)
+            assert np.all(k <= 1.0), (t, key, k)

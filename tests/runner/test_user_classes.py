@@ -10,9 +10,6 @@ The runs are restricted to float32 and a few cases to stay fast.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import os
 import textwrap
 from typing import Any
 
@@ -20,21 +17,6 @@ import numpy as np
 import pytest
 
 pytest_plugins = ["pytester"]
-
-# Every framework (and its adapter) is imported when this module is, before any pytester fixture takes its
-# snapshot of sys.modules: a module imported during a test is dropped again at the fixture's teardown, and torch
-# and TensorFlow cannot be imported twice in one process. Keras runs on TensorFlow here unless told otherwise.
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-for _name in ("torch", "conformance.adapters.torch", "conformance.adapters._tf_common"):
-    with contextlib.suppress(ImportError):
-        importlib.import_module(_name)
-with contextlib.suppress(ImportError):
-    importlib.import_module("conformance.adapters._tf_common").import_tensorflow()  # first: it splits the CPU
-for _name in ("keras", "tf_keras", "conformance.adapters.keras", "conformance.adapters.tf_keras", "jax", "optax"):
-    with contextlib.suppress(ImportError):
-        importlib.import_module(_name)
-with contextlib.suppress(ImportError):
-    importlib.import_module("conformance.adapters.optax")
 
 QUIET = ["-p", "no:cacheprovider", "-q", "-rs"]
 

@@ -2,6 +2,7 @@
 compared, a known failure absorbs only the failure it names, checks cannot change each other's outcome, and a run
 that compared nothing does not exit 0."""
 
+import io
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ from support.runner_helpers import BROKEN, write_manifest
 
 import reference
 from conformance.corpus import load as load_corpus
+from conformance.explain import explain
 from conformance.tolerance import bound_of, judge
 from reference import format_of
 
@@ -230,7 +232,24 @@ def test_a_late_steps_error_fails_teacher_forcing_at_that_step(pytester):
     step alone allows, and the diagnosis names the step and the scale it used."""
     result = run(pytester, f"--impl={BROKEN}:slips_late", *only(f"teacher_forced and {LATE_CASES[0]}"), "-q")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*: sum?0? at step 6, element *(S = * of this step alone; k = 2: *"])
+    result.stdout.fnmatch_lines(
+        [
+            "*: sum?0? at step 6, element *(S = * of this step alone; k = 2: *",
+            f"*repro: optconf explain {LATE_CASES[0]} --impl *broken_adapters.py:slips_late --forced",
+        ]
+    )
+
+
+def test_the_teacher_forced_repro_shows_the_same_step():
+    """`optconf explain --forced` drives and judges as the check does, so it names step 6 where the free-running
+    view, whose S has accumulated, first diverges later."""
+    case = next(c for c in load_corpus().cases if c.test_id == LATE_CASES[0])
+    first = {}
+    for forced in (True, False):
+        out = io.StringIO()
+        assert explain(case, f"{BROKEN}:slips_late", None, out, forced=forced) == 1
+        first[forced] = int(next(line for line in out.getvalue().splitlines() if "first divergence" in line).split()[0])
+    assert first[True] == SlipsLate.SLIP_FROM < first[False]
 
 
 @pytest.mark.parametrize("test_id", LATE_CASES)

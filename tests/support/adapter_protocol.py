@@ -73,7 +73,7 @@ def assert_within_k(
     for quantity, gots, wants in pairs:
         for tensor, (g, w) in enumerate(zip(gots, wants, strict=True)):
             assert g.dtype == w.dtype and g.shape == w.shape, f"{label}: {quantity}[{tensor}] {g.dtype}{g.shape}"
-            scale = (want.step_scales if forced else want.scales)[quantity][tensor]
+            scale = want.scales_for(forced)[quantity][tensor]
             judged = judge(g, w, scale, fmt, K)
             assert not judged.outside.any(), f"{label}: {quantity}[{tensor}] k = {judged.needed.max():.3g} > {K}"
 
