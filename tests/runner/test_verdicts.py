@@ -10,11 +10,11 @@ import pytest
 from support.broken_adapters import SlipsLate, slips_late
 from support.runner_helpers import BROKEN, write_manifest
 
-import reference
+from conformance.context import Context
 from conformance.corpus import load as load_corpus
+from conformance.driving import forced_run
 from conformance.explain import explain
-from conformance.tolerance import bound_of, judge
-from reference import format_of
+from conformance.tolerance import judge
 
 pytest_plugins = ["pytester"]
 
@@ -257,18 +257,13 @@ def test_the_slip_fits_the_trajectorys_scale_but_not_the_steps(test_id):
     """What the per-step scale adds: judged by the S accumulated over the trajectory (the teacher-forced bound of
     vector set 1.1.0), every slipped step passes; judged by the step's own S, the slipped steps fail."""
     case = next(c for c in load_corpus().cases if c.test_id == test_id)
-    fmt = format_of(case.dtype)
-    live = slips_late.create(case.dialect, case.hparams, list(case.initial_params))
-    count, slots = case.initial_state
-    before = [(case.initial_params, slots, count), *[(e.params, e.state, e.count) for e in case.expected[:-1]]]
+    ctx = Context(slips_late, case, repro="")
+    k = ctx.bound("sum").k
     failing_steps = []
-    for step, ((params, state, counter), want) in enumerate(zip(before, case.expected, strict=True), start=1):
-        live.set_state([p.copy() for p in params], {n: [a.copy() for a in a_s] for n, a_s in state.items()}, counter)
-        live.step([g.copy() for g in case.grads[step - 1]])
-        got = live.state()["sum"][0]
-        k = bound_of(reference.get(case.dialect), "sum").k
-        assert not judge(got, want.state["sum"][0], want.scales["sum"][0], fmt, k).outside.any(), step
-        if judge(got, want.state["sum"][0], want.step_scales["sum"][0], fmt, k).outside.any():
+    for step, (got, want) in enumerate(zip(forced_run(ctx), case.expected, strict=True), start=1):
+        slipped, expected = got.state["sum"][0], want.state["sum"][0]
+        assert not judge(slipped, expected, want.scales["sum"][0], ctx.fmt, k).outside.any(), step
+        if judge(slipped, expected, want.step_scales["sum"][0], ctx.fmt, k).outside.any():
             failing_steps.append(step)
     assert failing_steps and min(failing_steps) == SlipsLate.SLIP_FROM, failing_steps
 
